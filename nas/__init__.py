@@ -1,0 +1,1 @@
+"""The shared core of the toolkit: spaces, data, training, estimators, strategies, results."""

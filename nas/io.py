@@ -1,0 +1,87 @@
+"""Result files: atomic writes, run metadata (config, versions, seed, timing), safe JSON reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a kill leaves either the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _default(o: Any) -> Any:
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
+    if isinstance(o, (set, frozenset, tuple, range)):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item"):  # numpy / torch scalars
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """JSON with indentation, written atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, default=_default) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    """Read JSON, turning a missing or corrupt file into one clear ``ValueError``."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries that decide a result."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for mod in ("torch", "torchvision", "numpy"):
+        m = sys.modules.get(mod)
+        if m is None:
+            try:
+                m = __import__(mod)
+            except ImportError:
+                continue
+        out[mod] = getattr(m, "__version__", "?")
+    return out
+
+
+def run_metadata(config: Any, *, seed: int | None, started: float) -> dict[str, Any]:
+    """What every result JSON records: config, versions, seed and timing."""
+    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(vars(config)) \
+        if hasattr(config, "__dict__") else config
+    return {
+        "config": cfg,
+        "seed": seed,
+        "versions": versions(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "elapsed_seconds": round(time.time() - started, 3),
+        "argv": sys.argv,
+    }
