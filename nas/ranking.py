@@ -36,6 +36,11 @@ def _arrays(est: Sequence[float], truth: Sequence[float]) -> tuple[np.ndarray, n
     return e, t
 
 
+def _constant(e: np.ndarray, t: np.ndarray) -> bool:
+    """A constant side has no correlation (NaN), said without scipy's warning."""
+    return bool(np.all(e == e[0]) or np.all(t == t[0]))
+
+
 def k_label(ratio: float) -> str:
     """'5%' for 0.05: the key under which a ratio's value is stored."""
     return f"{ratio * 100:g}%"
@@ -63,19 +68,23 @@ def true_ranks(truth: np.ndarray) -> np.ndarray:
 def kendall_tau(est: Sequence[float], truth: Sequence[float]) -> float:
     """Kendall's tau-b between estimates and truth."""
     e, t = _arrays(est, truth)
+    if _constant(e, t):
+        return float("nan")
     return float(stats.kendalltau(e, t).statistic)
 
 
 def spearman(est: Sequence[float], truth: Sequence[float]) -> float:
     """Spearman's rank correlation (ties get average ranks)."""
     e, t = _arrays(est, truth)
+    if _constant(e, t):
+        return float("nan")
     return float(stats.spearmanr(e, t).statistic)
 
 
 def pearson(est: Sequence[float], truth: Sequence[float]) -> float:
     """Pearson's linear correlation ("linear" in aw_nas)."""
     e, t = _arrays(est, truth)
-    if np.std(e) == 0 or np.std(t) == 0:
+    if _constant(e, t):
         return float("nan")
     return float(np.corrcoef(e, t)[0, 1])
 

@@ -1,0 +1,396 @@
+"""Zero-shot (zero-cost) estimators: scores of an untrained network from one batch or none.
+
+Each measure follows its reference implementation:
+- grad_norm, snip, grasp, fisher, jacob_cov, synflow: Abdelfattah et al., "Zero-Cost Proxies for
+  Lightweight NAS" (ICLR 2021), code ``SamsungLabs/zero-cost-nas`` ``foresight/pruners/measures/*.py``
+  (per-layer arrays over every Conv2d / Linear weight, summed as in ``predictive.find_measures``);
+- relu_logdet: Mellor et al., "Neural Architecture Search without Training" (ICML 2021, NASWOT):
+  log-determinant of the summed Hamming kernel of the ReLU activation codes;
+- params and flops (multiply-accumulates of conv and linear layers for one image).
+
+Every measure works on its own deep copy of the network (``get_prunable_copy`` there), in train
+mode as a freshly built network is, so batch norm uses the batch statistics. Higher = better for all.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+MEASURES: tuple[str, ...] = ("grad_norm", "snip", "grasp", "fisher", "jacob_cov", "synflow", "relu_logdet",
+                             "params", "flops")
+# published NAS-Bench-201 CIFAR-10 Spearman over all cells (Abdelfattah et al. 2021, table 2)
+PUBLISHED_NB201_CIFAR10 = {"synflow": 0.74, "jacob_cov": 0.73, "snip": 0.60, "grad_norm": 0.59, "grasp": 0.51,
+                           "fisher": 0.36}
+
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def logits_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The logits of a forward pass (the toolkit's networks return ``(logits, aux)``)."""
+    out = model(x)
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def prunable_layers(model: nn.Module) -> list[nn.Module]:
+    """The Conv2d and Linear layers, the only ones the zero-cost measures score (``get_layer_metric_array``)."""
+    return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def _copy(model: nn.Module) -> nn.Module:
+    """A private train-mode copy, so a measure's gradients and changed weights never leak out."""
+    net = copy.deepcopy(model)
+    net.train()
+    net.zero_grad(set_to_none=True)
+    return net
+
+
+def _sum_weights(layers: Sequence[nn.Module], fn: Callable[[nn.Module], torch.Tensor]) -> float:
+    """Sum of a per-weight metric over layers; a layer without gradient adds 0 (as ``zeros_like`` there)."""
+    total = torch.zeros((), dtype=torch.float64)
+    for layer in layers:
+        if layer.weight.grad is not None:
+            total += fn(layer).detach().double().sum().cpu()
+    return float(total)
+
+
+def grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy) -> float:
+    """Sum over layers of the L2 norm of the loss gradient w.r.t. the layer weight (measures/grad_norm.py)."""
+    net = _copy(model)
+    loss_fn(logits_of(net, x), y).backward()
+    return _sum_weights(prunable_layers(net), lambda m: m.weight.grad.norm())
+
+
+def snip(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy) -> float:
+    """SNIP saliency sum |dL/dmask| at mask = 1, i.e. sum |w * dL/dw| (measures/snip.py, Lee et al. 2019)."""
+    # zero-cost-nas multiplies each weight by a ones mask and differentiates w.r.t. the mask:
+    # d L(w * m) / d m at m = 1 is w * dL/dw, so the mask is not needed for the same number.
+    net = _copy(model)
+    loss_fn(logits_of(net, x), y).backward()
+    return _sum_weights(prunable_layers(net), lambda m: (m.weight * m.weight.grad).abs())
+
+
+def grasp(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
+          T: float = 1.0) -> float:
+    """GraSP: sum of -w * (H g) with g the loss gradient and H the Hessian (measures/grasp.py, Wang et al. 2020)."""
+    net = _copy(model)
+    layers = prunable_layers(net)
+    weights = [m.weight for m in layers]
+    # pass 1: g = dL/dw, a constant vector
+    loss = loss_fn(logits_of(net, x) / T, y)
+    g = torch.autograd.grad(loss, weights, allow_unused=True)
+    # pass 2: d(g . dL/dw)/dw = H g, left in .grad
+    loss = loss_fn(logits_of(net, x) / T, y)
+    gf = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
+    z = sum((gi.detach() * fi).sum() for gi, fi in zip(g, gf) if gi is not None and fi is not None)
+    if not torch.is_tensor(z):  # no weight reached the loss
+        return 0.0
+    z.backward()
+    # "-theta * Hg": zero-cost-nas keeps the minus sign because accuracy correlates with it negated
+    return _sum_weights(layers, lambda m: -m.weight * m.weight.grad)
+
+
+def fisher(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy) -> float:
+    """Fisher channel saliency (Theis et al. 2018) as zero-cost-nas measures/fisher.py sums it.
+
+    Per output channel k of each conv/linear layer: 0.5 * mean_n (sum_spatial act * dL/dact)^2; zero-cost-nas
+    then broadcasts each channel's value over that channel's ``weight.shape[1:]`` entries before summing, so
+    a channel counts ``weight[0].numel()`` times; we keep that factor to match its numbers.
+    """
+    net = _copy(model)
+    layers = prunable_layers(net)
+    per_layer: dict[int, torch.Tensor] = {}
+    handles = []
+
+    def fwd_hook(layer: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+        if not out.requires_grad:
+            return
+        act = out.detach()
+
+        def grad_hook(grad: torch.Tensor) -> None:
+            g_nk = (act * grad).sum(dim=tuple(range(2, act.dim()))) if act.dim() > 2 else act * grad
+            del_k = g_nk.pow(2).mean(0).mul(0.5)
+            key = id(layer)
+            per_layer[key] = per_layer[key] + del_k if key in per_layer else del_k
+
+        out.register_hook(grad_hook)
+
+    for layer in layers:
+        handles.append(layer.register_forward_hook(fwd_hook))
+    try:
+        loss_fn(logits_of(net, x), y).backward()
+    finally:
+        for h in handles:
+            h.remove()
+    total = 0.0
+    for layer in layers:
+        if id(layer) in per_layer:
+            total += float(per_layer[id(layer)].abs().double().sum()) * layer.weight[0].numel()
+    return total
+
+
+def jacob_cov(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
+    """Score of the correlations of input Jacobians (Mellor et al. v1; measures/jacob_cov.py); NaN on failure."""
+    net = _copy(model)
+    x = x.detach().clone().requires_grad_(True)
+    out = logits_of(net, x)
+    out.backward(torch.ones_like(out))
+    jacob = x.grad.detach().reshape(x.shape[0], -1).double().cpu().numpy()
+    with np.errstate(all="ignore"):
+        corrs = np.corrcoef(jacob)
+    if not np.all(np.isfinite(corrs)):
+        return float("nan")  # a constant Jacobian row: zero-cost-nas' eig raises there and it records NaN
+    # corrcoef is symmetric, so eigvalsh gives the eigenvalues np.linalg.eig gives there, as real numbers
+    v = np.linalg.eigvalsh(corrs)
+    k = 1e-5
+    return float(-np.sum(np.log(v + k) + 1.0 / (v + k)))
+
+
+@torch.no_grad()
+def synflow(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
+    """SynFlow (Tanaka et al. 2020) as measures/synflow.py: |weights|, BN off, float64, all-ones input.
+
+    Returns sum |w * d(sum of outputs)/dw| over conv and linear weights; data-free (only x's shape is used).
+    """
+    net = _copy(model)
+    # measure('synflow', bn=False): batch norm layers become the identity
+    _remove_batchnorm(net)
+    for t in net.state_dict().values():  # linearize: every parameter and buffer by its absolute value
+        t.abs_()
+    net.double()
+    ones = torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device)
+    with torch.enable_grad():
+        logits_of(net, ones).sum().backward()
+    return _sum_weights(prunable_layers(net), lambda m: (m.weight * m.weight.grad).abs())
+
+
+def _remove_batchnorm(net: nn.Module) -> None:
+    """Replace every batch-norm module by the identity (zero-cost-nas' ``copynet(bn=False)``)."""
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, _BN):
+                setattr(parent, name, nn.Identity())
+
+
+@torch.no_grad()
+def relu_logdet(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
+    """NASWOT score: log|K_H| with K_H summed over ReLUs of N_A - hamming(c_i, c_j) (Mellor et al. 2021)."""
+    net = _copy(model)
+    n = x.shape[0]
+    K = torch.zeros((n, n), dtype=torch.float64)
+
+    def hook(_m: nn.Module, inp: tuple, _out: torch.Tensor) -> None:
+        nonlocal K
+        code = (inp[0].reshape(n, -1) > 0).double()
+        # x x^T counts shared active units, (1-x)(1-x)^T shared inactive ones: N_A - Hamming distance
+        K = K + (code @ code.t() + (1.0 - code) @ (1.0 - code).t()).cpu()
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
+    try:
+        logits_of(net, x)
+    finally:
+        for h in handles:
+            h.remove()
+    _sign, logdet = np.linalg.slogdet(K.numpy())
+    return float(logdet)
+
+
+def params(model: nn.Module, x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> float:
+    """Number of parameters (the auxiliary head excluded, as the networks count them)."""
+    return float(sum(p.numel() for name, p in model.named_parameters()
+                     if not (name.startswith("aux_head") or "auxiliary" in name)))
+
+
+@torch.no_grad()
+def flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
+    """Multiply-accumulates of conv and linear layers for one input image (BN, pooling, adds not counted)."""
+    net = _copy(model)
+    net.eval()
+    total = 0
+
+    def hook(m: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(m, nn.Conv2d):
+            # each output element costs C_in/groups * kh * kw MACs
+            total += out[0].numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        else:
+            total += m.in_features * m.out_features
+
+    handles = [m.register_forward_hook(hook) for m in prunable_layers(net)]
+    try:
+        logits_of(net, x[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    return float(total)
+
+
+_FUNCS: dict[str, Callable[..., float]] = {
+    "grad_norm": grad_norm, "snip": snip, "grasp": grasp, "fisher": fisher, "jacob_cov": jacob_cov,
+    "synflow": synflow, "relu_logdet": relu_logdet, "params": params, "flops": flops,
+}
+
+
+def check_measures(names: Sequence[str]) -> list[str]:
+    """Validate measure names, answering an unknown one with the allowed list."""
+    out = []
+    for n in names:
+        if n not in _FUNCS:
+            raise ValueError(f"unknown zero-shot measure {n!r}; allowed: {', '.join(MEASURES)}")
+        out.append(n)
+    return out
+
+
+def compute_measures(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Sequence[str] = MEASURES,
+                     *, seconds: dict[str, float] | None = None) -> dict[str, float]:
+    """Every named measure of ``model`` on the batch ``(x, y)``; adds each one's wall time to ``seconds``."""
+    out = {}
+    for n in check_measures(names):
+        t0 = time.perf_counter()
+        out[n] = _FUNCS[n](model, x, y)
+        if seconds is not None:
+            seconds[n] = seconds.get(n, 0.0) + time.perf_counter() - t0
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Building networks and batches: the benchmark's own network for each space
+
+
+@dataclass
+class NetConfig:
+    """How a space's architectures become networks (NB201: C=16, N=5 as the benchmark trains them)."""
+
+    space_kind: str  # 'nb201' | 'darts'
+    n_classes: int = 10
+    input_size: int = 32
+    in_channels: int = 3
+    C: int = 16
+    layers: int = 5  # NB201: cells per stage N; DARTS: number of cells
+    extra: dict = field(default_factory=dict)
+
+
+def default_net_config(space_kind: str, *, n_classes: int, input_size: int, in_channels: int = 3) -> NetConfig:
+    """NB201: C=16, N=5 (the benchmark); DARTS: C=32, 8 cells (NAS-Bench-301's training network)."""
+    if space_kind == "nb201":
+        return NetConfig("nb201", n_classes, input_size, in_channels, C=16, layers=5)
+    if space_kind == "darts":
+        return NetConfig("darts", n_classes, input_size, in_channels, C=32, layers=8)
+    raise ValueError(f"unknown space kind {space_kind!r}; allowed: nb201, darts")
+
+
+def build_net(arch: Any, cfg: NetConfig) -> nn.Module:
+    """The network of ``arch`` (an NB201 string or a Genotype) as ``cfg`` says."""
+    from models.networks import DartsNetwork, NB201Network
+
+    if cfg.space_kind == "nb201":
+        return NB201Network(arch, C=cfg.C, N=cfg.layers, n_classes=cfg.n_classes, in_channels=cfg.in_channels)
+    return DartsNetwork(arch, C=cfg.C, n_classes=cfg.n_classes, layers=cfg.layers, input_size=cfg.input_size,
+                        in_channels=cfg.in_channels, auxiliary=False, drop_path_prob=0.0)
+
+
+class BatchSource:
+    """One fixed training batch per seed (zero-cost-nas' ``get_some_data``: 1 random batch)."""
+
+    def __init__(self, data: Any, *, batch_size: int, device: torch.device | str = "cpu"):
+        from nas.data import TensorLoader
+
+        self._loader_cls = TensorLoader
+        self.data = data
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def get(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch of ``seed``: shuffled deterministically, no augmentation."""
+        if seed not in self._cache:
+            d = self.data
+            loader = self._loader_cls(d.train_x, d.train_y, batch_size=self.batch_size, shuffle=True,
+                                      augment=False, mean=d.mean, std=d.std, device=self.device, seed=seed)
+            x, y = next(iter(loader))
+            self._cache[seed] = (x, y)
+        return self._cache[seed]
+
+
+def score_architecture(arch: Any, *, cfg: NetConfig, batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+                       seeds: Sequence[int], names: Sequence[str] = MEASURES, device: torch.device | str = "cpu",
+                       seconds: dict[str, float] | None = None) -> tuple[dict[str, float], float]:
+    """Measures of ``arch`` averaged over seeds (each seed: its own init and batch) and the seconds it took.
+
+    As aw_nas' zero-shot study (seeds 20, 2020, 202020) the seed fixes both the initial weights and
+    the batch; ``seconds`` (if given) accumulates each measure's own time.
+    """
+    names = check_measures(names)
+    t0 = time.perf_counter()
+    sums = {n: 0.0 for n in names}
+    for seed in seeds:
+        torch.manual_seed(seed)
+        net = build_net(arch, cfg).to(device)
+        x, y = batches(seed)
+        for n, v in compute_measures(net, x, y, names, seconds=seconds).items():
+            sums[n] += v
+    return {n: v / len(seeds) for n, v in sums.items()}, time.perf_counter() - t0
+
+
+class ZeroShotEstimator:
+    """One zero-shot measure behind the toolkit's estimator interface: ``score(arch) -> Score``."""
+
+    def __init__(self, name: str, space: Any = "nb201", data: Any = None, device: torch.device | str = "cpu",
+                 seeds: Sequence[int] = (20,), *, batch_size: int = 64, net_config: NetConfig | None = None,
+                 space_kind: str | None = None, seed: int | None = None, dataset: str | None = None,
+                 data_path: str | None = None):
+        # space_kind / seed / dataset / data_path: what nas.estimators.build_estimator offers from CLI args
+        self.name = check_measures([name])[0]
+        kind = space_kind or (space if isinstance(space, str) else getattr(space, "kind", None))
+        self.kind = "nb201" if kind == "nb201" else "darts" if kind in ("darts", "s1", "s2", "s3", "s4", "s5") \
+            else None
+        if self.kind is None:
+            raise ValueError(f"unknown space {kind!r} for a zero-shot estimator; allowed: nb201, darts, s1-s5")
+        self.space = space
+        if isinstance(device, str) and device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.seeds = [seed] if seed is not None and tuple(seeds) == (20,) else list(seeds)
+        if not self.seeds:
+            raise ValueError("ZeroShotEstimator needs at least one seed")
+        self.batch_size = batch_size
+        self.net_config = net_config
+        self._dataset, self._data_path = dataset, data_path
+        self.data = data
+        self.batches: BatchSource | None = None
+
+    def _ready(self) -> None:
+        """Load data (when only its name and folder were given) and fix the network config, once."""
+        if self.batches is not None:
+            return
+        if self.data is None:
+            if not self._dataset or not self._data_path:
+                raise ValueError("a zero-shot estimator needs data: pass data=ImageData or dataset and data_path")
+            from nas.data import load_dataset
+
+            # only training batches are used: a train_portion split avoids decoding the test set
+            self.data = load_dataset(self._dataset, self._data_path, valid=0.98)
+        d = self.data
+        self.cfg = self.net_config or default_net_config(self.kind, n_classes=d.n_classes,
+                                                         input_size=int(d.train_x.shape[-1]),
+                                                         in_channels=int(d.train_x.shape[1]))
+        self.batches = BatchSource(d, batch_size=self.batch_size, device=self.device)
+
+    def score(self, arch: Any) -> Any:
+        """The measure of ``arch`` averaged over the seeds, with its wall-clock cost."""
+        from nas.estimators import Score  # owned by the estimators module; imported late on purpose
+
+        self._ready()
+        if isinstance(arch, str) and not isinstance(self.space, str) and hasattr(self.space, "parse"):
+            arch = self.space.parse(arch)
+        values, seconds = score_architecture(arch, cfg=self.cfg, batches=self.batches.get, seeds=self.seeds,
+                                             names=[self.name], device=self.device)
+        return Score(value=float(values[self.name]), cost_seconds=seconds,
+                     extras={"measure": self.name, "seeds": self.seeds})
