@@ -1,0 +1,87 @@
+"""torch.distributed for search: one candidate per rank, results gathered, rank 0 alone writes.
+
+``init_distributed`` reads ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (set by torchrun) and falls back to a
+single process when they are absent. gloo on CPU, NCCL on CUDA with each rank on its own GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistContext:
+    """Who this process is in the job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+    device: str = "cpu"
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: str = "auto") -> DistContext:
+    """Join the torchrun job described by the environment, or return a single-process context."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext(device=_pick_device(device, 0))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    dev = _pick_device(device, local)
+    backend = "nccl" if dev.startswith("cuda") else "gloo"
+    if dev.startswith("cuda"):
+        torch.cuda.set_device(local)  # each rank its own GPU
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return DistContext(rank=rank, world_size=world, local_rank=local, backend=backend, device=dev)
+
+
+def _pick_device(device: str, local_rank: int) -> str:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        return f"cuda:{local_rank}"
+    return device
+
+
+def broadcast_object(obj: Any, ctx: DistContext, src: int = 0) -> Any:
+    """``obj`` from rank ``src`` on every rank (identity when single-process)."""
+    if not ctx.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_gather_object(obj: Any, ctx: DistContext) -> list[Any]:
+    """Every rank's ``obj`` in rank order (``[obj]`` when single-process)."""
+    if not ctx.enabled:
+        return [obj]
+    out: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(ctx: DistContext) -> None:
+    """Wait for every rank."""
+    if ctx.enabled:
+        dist.barrier()
+
+
+def cleanup(ctx: DistContext) -> None:
+    """Leave the process group (safe to call when none was joined)."""
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()
