@@ -205,6 +205,7 @@ class BudgetedTrainingEstimator:
         if self.workdir is not None:
             # One folder per evaluation: train_architecture resumes an interrupted training from it.
             wd = self.workdir / (tag or f"eval_{self.n_calls:04d}")
+            wd.mkdir(parents=True, exist_ok=True)
         # Each evaluation gets its own seed so that a resumed search trains it exactly as before.
         seed = self.seed + (int(tag.split("_")[-1]) if tag and tag.split("_")[-1].isdigit() else self.n_calls)
         t0 = time.time()

@@ -585,13 +585,13 @@ def search_main(args: argparse.Namespace, method: str | None = None) -> int:
                 raise UsageError(f"{json_path} exists; pass --overwrite or another --run_id")
         logger = get_logger(f"nas.search.{prefix}.{ctx.rank}", log_path if ctx.is_main else None,
                             quiet=not ctx.is_main)
-        if ctx.is_main:
-            logger.info("%s on %s (%s encoding), estimator %s, %d evaluations, batch %d, world %d", method,
-                        args.space, encoding.name, kind, args.n_iters, args.batch_candidates, ctx.world_size)
         if kind == "train" and ctx.device != "cpu":
             args.device = ctx.device  # each rank trains on its own GPU
         estimator = build_estimator(args, space_kind=encoding.kind, workdir=out / f"work_{prefix}_{tag}_{args.run_id}",
                                     logger=logger)
+        if ctx.is_main:
+            logger.info("%s on %s (%s encoding), estimator %s, %d evaluations, batch %d, world %d", method,
+                        args.space, encoding.name, kind, args.n_iters, args.batch_candidates, ctx.world_size)
         random.seed(args.seed)
         torch.manual_seed(args.seed)
         strategy = make_strategy(method, encoding, args)
@@ -634,3 +634,103 @@ def _sanity(history: list[dict]) -> None:
         raise NASError(f"non-finite scores at evaluations {bad[:5]}")
 
 
+
+
+# ============================================================================= parse_json.py helpers
+
+
+def load_run(path: str | Path) -> dict:
+    """A run JSON with its encoding resolved; clear errors for missing keys."""
+    from nas.io import read_json
+
+    run = read_json(path)
+    if not isinstance(run, dict):
+        raise NASError(f"{path}: not a run JSON object")
+    missing = [k for k in ("val_acc", "sample", "best_genotype") if k not in run]
+    if missing or not run["val_acc"]:
+        raise NASError(f"{path}: not a search run (missing or empty: {', '.join(missing) or 'val_acc'})")
+    meta = run.get("run_metadata", {})
+    enc = meta.get("encoding")
+    if enc is None:  # a JSON written by BPE itself: 28-entry supernet samples
+        enc = "s5-bpe" if len(run["sample"][0]) == 28 else None
+    run["bpe_encoding"] = bool(enc and enc.endswith("-bpe"))
+    if run["bpe_encoding"]:
+        run["encoding_obj"] = make_encoding(enc[: -len("-bpe")], "bpe")
+    run["path"] = str(path)
+    return run
+
+
+def rl_choose_by_prob(run: dict) -> str:
+    """BPE ``RL_choose_by_prob``: best sample, per node keep the two inputs whose policy is most certain."""
+    import numpy as np
+
+    enc: BPECellEncoding = run["encoding_obj"]
+    val = list(run["val_acc"])
+    if len(val) > 1:
+        val[0] = float("-inf")  # BPE drops the first evaluation ("remove the invalid value")
+    index = int(np.argmax(val))
+    if not run.get("optim_prob") or not run["optim_prob"][index]:
+        raise NASError(f"{run['path']}: no optim_prob for evaluation {index}; was it written by run_rl.py?")
+    prob = np.array([max(p) for p in run["optim_prob"][index]])
+    sample = run["sample"][index]
+    keep = [False] * len(sample)
+    for c in range(2):
+        for k in range(N_NODES):
+            pos = [c * enc.n_edges + edge_index(k, s) for s in range(k + 2)]
+            # two largest, first occurrence wins ties (np.argmax in BPE)
+            for p in sorted(pos, key=lambda q: (-prob[q], q))[:2]:
+                keep[p] = True
+    geno = enc.decode(sample, keep)
+    lines = [f"# index: {index}", f"# sample: {sample}", f"# best genotype: {run['best_genotype']}",
+             f"# keep: {[int(x) for x in keep]}", "# new genotype:", format_genotype(geno)]
+    return "\n".join(lines)
+
+
+def ea_sample_cells(run: dict, *, number: int = 10, seed: int | None = None, saveto: str | Path | None = None
+                    ) -> list[str]:
+    """BPE ``Evolution_choose_randomly``: ``number`` two-input cells drawn from the best supernet genotype."""
+    from nas.io import atomic_write_text
+
+    enc: BPECellEncoding = run["encoding_obj"]
+    val = run["val_acc"]
+    index = max(range(len(val)), key=lambda i: val[i])
+    sample = run["sample"][index]
+    rng = random.Random(seed)
+    out = []
+    for _ in range(number):
+        keep = []
+        for _c in range(2):
+            for k in range(N_NODES):
+                # drop k of the node's k+2 inputs at random, as BPE's get_mask_for_cell
+                drop = set(rng.sample(range(k + 2), k))
+                keep += [s not in drop for s in range(k + 2)]
+        out.append(format_genotype(enc.decode(sample, keep)))
+    if saveto is not None:
+        atomic_write_text(saveto, "".join(g + "\n" for g in out))
+    return out
+
+
+def plot_curve(run: dict, method: str, png: str | Path) -> None:
+    """PNG of the baseline reward (RL, BPE ``plt_reward_of_RL``) or the best-so-far value (EA/RS)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    if method == "RL" and run.get("baseline_reward") and run["baseline_reward"][0] is not None:
+        ys, label = run["baseline_reward"], "baseline reward"
+    else:
+        ys, best = [], float("-inf")
+        for v in run["val_acc"]:
+            best = max(best, v)
+            ys.append(best)
+        label = "best so far"
+    ax.plot(range(len(ys)), ys)
+    ax.set_xlabel("evaluation")
+    ax.set_ylabel(label)
+    ax.set_title(Path(run["path"]).name)
+    fig.tight_layout()
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
