@@ -107,23 +107,7 @@ def fisher(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable
     net = _copy(model)
     layers = prunable_layers(net)
     per_layer: dict[int, torch.Tensor] = {}
-    handles = []
-
-    def fwd_hook(layer: nn.Module, _inp: Any, out: torch.Tensor) -> None:
-        if not out.requires_grad:
-            return
-        act = out.detach()
-
-        def grad_hook(grad: torch.Tensor) -> None:
-            g_nk = (act * grad).sum(dim=tuple(range(2, act.dim()))) if act.dim() > 2 else act * grad
-            del_k = g_nk.pow(2).mean(0).mul(0.5)
-            key = id(layer)
-            per_layer[key] = per_layer[key] + del_k if key in per_layer else del_k
-
-        out.register_hook(grad_hook)
-
-    for layer in layers:
-        handles.append(layer.register_forward_hook(fwd_hook))
+    handles = _fisher_hooks(layers, per_layer)
     try:
         loss_fn(logits_of(net, x), y).backward()
     finally:
@@ -142,15 +126,7 @@ def jacob_cov(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) 
     x = x.detach().clone().requires_grad_(True)
     out = logits_of(net, x)
     out.backward(torch.ones_like(out))
-    jacob = x.grad.detach().reshape(x.shape[0], -1).double().cpu().numpy()
-    with np.errstate(all="ignore"):
-        corrs = np.corrcoef(jacob)
-    if not np.all(np.isfinite(corrs)):
-        return float("nan")  # a constant Jacobian row: zero-cost-nas' eig raises there and it records NaN
-    # corrcoef is symmetric, so eigvalsh gives the eigenvalues np.linalg.eig gives there, as real numbers
-    v = np.linalg.eigvalsh(corrs)
-    k = 1e-5
-    return float(-np.sum(np.log(v + k) + 1.0 / (v + k)))
+    return _jacob_score(x.grad.detach().reshape(x.shape[0], -1).double().cpu().numpy())
 
 
 @torch.no_grad()
@@ -248,16 +224,135 @@ def check_measures(names: Sequence[str]) -> list[str]:
     return out
 
 
-def compute_measures(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Sequence[str] = MEASURES,
-                     *, seconds: dict[str, float] | None = None) -> dict[str, float]:
-    """Every named measure of ``model`` on the batch ``(x, y)``; adds each one's wall time to ``seconds``."""
-    out = {}
-    for n in check_measures(names):
-        t0 = time.perf_counter()
-        out[n] = _FUNCS[n](model, x, y)
-        if seconds is not None:
-            seconds[n] = seconds.get(n, 0.0) + time.perf_counter() - t0
+_LOSS_GRAD = ("grad_norm", "snip", "fisher", "grasp")  # share the loss gradient of one pass
+_INPUT_PASS = ("jacob_cov", "relu_logdet")  # share one forward (+ backward to the input)
+
+
+def _fisher_hooks(layers: Sequence[nn.Module], per_layer: dict[int, torch.Tensor]) -> list:
+    """Forward hooks that add each layer's Fisher channel saliency to ``per_layer`` during backward."""
+    def fwd_hook(layer: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+        if not out.requires_grad:
+            return
+        act = out.detach()
+
+        def grad_hook(grad: torch.Tensor) -> None:
+            g_nk = (act * grad).sum(dim=tuple(range(2, act.dim()))) if act.dim() > 2 else act * grad
+            del_k = g_nk.pow(2).mean(0).mul(0.5)
+            key = id(layer)
+            per_layer[key] = per_layer[key] + del_k if key in per_layer else del_k
+
+        out.register_hook(grad_hook)
+
+    return [layer.register_forward_hook(fwd_hook) for layer in layers]
+
+
+def _shared_loss_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Sequence[str],
+                      loss_fn: Callable) -> dict[str, float]:
+    """grad_norm, snip, fisher from one forward/backward, and grasp reusing that pass as its first one.
+
+    The same numbers as the separate functions (each measure there also starts from the same weights and
+    batch; batch norm uses batch statistics, so the shared pass changes nothing they see).
+    """
+    net = _copy(model)
+    layers = prunable_layers(net)
+    per_layer: dict[int, torch.Tensor] = {}
+    handles = _fisher_hooks(layers, per_layer) if "fisher" in names else []
+    try:
+        loss_fn(logits_of(net, x), y).backward()
+    finally:
+        for h in handles:
+            h.remove()
+    out: dict[str, float] = {}
+    if "grad_norm" in names:
+        out["grad_norm"] = _sum_weights(layers, lambda m: m.weight.grad.norm())
+    if "snip" in names:
+        out["snip"] = _sum_weights(layers, lambda m: (m.weight * m.weight.grad).abs())
+    if "fisher" in names:
+        out["fisher"] = sum(float(per_layer[id(m)].abs().double().sum()) * m.weight[0].numel()
+                            for m in layers if id(m) in per_layer)
+    if "grasp" in names:
+        g = [m.weight.grad.detach().clone() if m.weight.grad is not None else None for m in layers]
+        net.zero_grad(set_to_none=True)
+        weights = [m.weight for m in layers]
+        gf = torch.autograd.grad(loss_fn(logits_of(net, x), y), weights, create_graph=True, allow_unused=True)
+        z = sum((gi * fi).sum() for gi, fi in zip(g, gf) if gi is not None and fi is not None)
+        if torch.is_tensor(z):
+            z.backward()
+            out["grasp"] = _sum_weights(layers, lambda m: -m.weight * m.weight.grad)
+        else:
+            out["grasp"] = 0.0
     return out
+
+
+def _shared_input_pass(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> dict[str, float]:
+    """jacob_cov and relu_logdet from one forward pass (NASWOT also reads its codes in the Jacobian's pass)."""
+    net = _copy(model)
+    n = x.shape[0]
+    K = torch.zeros((n, n), dtype=torch.float64)
+
+    def hook(_m: nn.Module, inp: tuple, _out: torch.Tensor) -> None:
+        nonlocal K
+        code = (inp[0].detach().reshape(n, -1) > 0).double()
+        K = K + (code @ code.t() + (1.0 - code) @ (1.0 - code).t()).cpu()
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)] \
+        if "relu_logdet" in names else []
+    x = x.detach().clone().requires_grad_("jacob_cov" in names)
+    try:
+        with torch.set_grad_enabled("jacob_cov" in names):
+            logits = logits_of(net, x)
+    finally:
+        for h in handles:
+            h.remove()
+    out: dict[str, float] = {}
+    if "relu_logdet" in names:
+        out["relu_logdet"] = float(np.linalg.slogdet(K.numpy())[1])
+    if "jacob_cov" in names:
+        logits.backward(torch.ones_like(logits))
+        out["jacob_cov"] = _jacob_score(x.grad.detach().reshape(n, -1).double().cpu().numpy())
+    return out
+
+
+def _jacob_score(jacob: np.ndarray) -> float:
+    """jacob_cov's eval_score: -sum(log(v + k) + 1/(v + k)) over eigenvalues of the correlation matrix."""
+    with np.errstate(all="ignore"):
+        corrs = np.corrcoef(jacob)
+    if not np.all(np.isfinite(corrs)):
+        return float("nan")  # a constant Jacobian row: zero-cost-nas' eig raises there and it records NaN
+    # corrcoef is symmetric, so eigvalsh gives the eigenvalues np.linalg.eig gives there, as real numbers
+    v = np.linalg.eigvalsh(corrs)
+    k = 1e-5
+    return float(-np.sum(np.log(v + k) + 1.0 / (v + k)))
+
+
+def compute_measures(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Sequence[str] = MEASURES,
+                     *, seconds: dict[str, float] | None = None, shared: bool = True,
+                     loss_fn: Callable = F.cross_entropy) -> dict[str, float]:
+    """Every named measure of ``model`` on the batch ``(x, y)``; adds wall time per group to ``seconds``.
+
+    ``shared=True`` computes measures that need the same pass together (half the cost on CPU, equal numbers);
+    ``shared=False`` runs each function on its own copy exactly as zero-cost-nas does.
+    """
+    names = check_measures(names)
+    groups: list[tuple[str, Callable[[], dict[str, float]]]] = []
+    rest = list(names)
+    if shared:
+        lg = [n for n in names if n in _LOSS_GRAD]
+        ip = [n for n in names if n in _INPUT_PASS]
+        if lg:
+            groups.append(("+".join(lg), lambda: _shared_loss_grad(model, x, y, lg, loss_fn)))
+        if ip:
+            groups.append(("+".join(ip), lambda: _shared_input_pass(model, x, ip)))
+        rest = [n for n in names if n not in _LOSS_GRAD and n not in _INPUT_PASS]
+    for n in rest:
+        groups.append((n, lambda n=n: {n: _FUNCS[n](model, x, y)}))
+    out: dict[str, float] = {}
+    for key, fn in groups:
+        t0 = time.perf_counter()
+        out.update(fn())
+        if seconds is not None:
+            seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t0
+    return {n: out[n] for n in names}
 
 
 # ---------------------------------------------------------------------------------------------

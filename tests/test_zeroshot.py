@@ -166,3 +166,16 @@ def test_zero_shot_estimator_on_nb201_network():
     assert isinstance(s1, est_mod.Score)
     assert s1.value > 0 and s1.value == pytest.approx(s2.value)  # seeded: repeatable
     assert s1.cost_seconds >= 0 and s1.extras["measure"] == "synflow"
+
+
+def test_shared_passes_equal_separate_measures():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
+                        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+    x, y = torch.randn(8, 3, 8, 8), torch.randint(0, 10, (8,))
+    secs: dict[str, float] = {}
+    shared = zs.compute_measures(net, x, y, seconds=secs)
+    alone = zs.compute_measures(net, x, y, shared=False)
+    for n in zs.MEASURES:
+        assert shared[n] == pytest.approx(alone[n], rel=1e-5), n
+    assert "grad_norm+snip+grasp+fisher" in secs and "jacob_cov+relu_logdet" in secs
