@@ -126,7 +126,7 @@ def jacob_cov(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) 
     x = x.detach().clone().requires_grad_(True)
     out = logits_of(net, x)
     out.backward(torch.ones_like(out))
-    return _jacob_score(x.grad.detach().reshape(x.shape[0], -1).double().cpu().numpy())
+    return _jacob_score(_input_grad(x))
 
 
 @torch.no_grad()
@@ -309,8 +309,15 @@ def _shared_input_pass(model: nn.Module, x: torch.Tensor, names: Sequence[str]) 
         out["relu_logdet"] = float(np.linalg.slogdet(K.numpy())[1])
     if "jacob_cov" in names:
         logits.backward(torch.ones_like(logits))
-        out["jacob_cov"] = _jacob_score(x.grad.detach().reshape(n, -1).double().cpu().numpy())
+        out["jacob_cov"] = _jacob_score(_input_grad(x))
     return out
+
+
+def _input_grad(x: torch.Tensor) -> np.ndarray:
+    """Per-sample input gradients as rows; zeros (-> NaN score) when the output ignores the input,
+    as in an NB201 cell whose every path from the input is 'none'."""
+    g = x.grad if x.grad is not None else torch.zeros_like(x)
+    return g.detach().reshape(x.shape[0], -1).double().cpu().numpy()
 
 
 def _jacob_score(jacob: np.ndarray) -> float:

@@ -179,3 +179,21 @@ def test_shared_passes_equal_separate_measures():
     for n in zs.MEASURES:
         assert shared[n] == pytest.approx(alone[n], rel=1e-5), n
     assert "grad_norm+snip+grasp+fisher" in secs and "jacob_cov+relu_logdet" in secs
+
+
+class _IgnoresInput(nn.Module):
+    """Output independent of the input (an NB201 cell cut off by 'none' edges)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 3)
+
+    def forward(self, x):
+        return self.fc(torch.ones(x.shape[0], 2)), None
+
+
+def test_jacob_cov_is_nan_when_output_ignores_input():
+    x = torch.randn(4, 5)
+    assert math.isnan(zs.jacob_cov(_IgnoresInput(), x))
+    assert math.isnan(zs.compute_measures(_IgnoresInput(), x, torch.zeros(4, dtype=torch.long), ["jacob_cov"])[
+        "jacob_cov"])
