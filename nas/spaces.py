@@ -228,3 +228,30 @@ def get_space(name: str) -> DartsSpace | NB201Space:
     if key in DARTS_SPACE_OPS:
         return DartsSpace(key)
     raise ValueError(f"unknown space {name!r}; allowed: {', '.join(SPACES)}")
+
+
+def parse_alphas(alpha_rows: Sequence[Sequence[float]], *, n_nodes: int = N_NODES, k: int = 2,
+                 primitives: Sequence[str] = PRIMITIVES) -> list[list[tuple[str, int]]]:
+    """DARTS' parse (pt.darts ``parse``/BPE ``parse_numpy``): per node, the best non-'none' op of each
+    incoming edge, then the ``k`` edges whose best op weighs most. ``alpha_rows``: 14 x len(primitives)."""
+    if primitives[-1] != "none":
+        raise ValueError("parse_alphas expects 'none' as the last primitive, as DARTS")
+    nodes, start = [], 0
+    for node in range(n_nodes):
+        rows = [list(r) for r in alpha_rows[start:start + node + 2]]
+        start += node + 2
+        best = [max(range(len(primitives) - 1), key=lambda j, r=r: r[j]) for r in rows]  # ignore 'none'
+        strength = [r[b] for r, b in zip(rows, best)]
+        # stable descending order, as torch.topk returns the largest first
+        chosen = sorted(range(len(rows)), key=lambda e: -strength[e])[:k]
+        nodes.append([(primitives[best[e]], e) for e in chosen])
+    return nodes
+
+
+def bpe_random_genotype(rs) -> Genotype:
+    """One cell pair as BPE's ``random_darts_generator.py``: Gaussian 'alphas' (28 x 8) parsed by DARTS' rule.
+
+    ``rs`` is a ``numpy.random.RandomState``; normal rows are drawn first, then reduce, in one call.
+    """
+    w = rs.randn(2 * N_EDGES, len(PRIMITIVES))
+    return make_genotype(parse_alphas(w[:N_EDGES]), parse_alphas(w[N_EDGES:]))

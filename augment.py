@@ -1,0 +1,78 @@
+"""Train genotypes from scratch under a budget (BPE1, BPE2, the DARTS protocol or any flags).
+
+    python augment.py --name=RS_BPE1 --file=random_darts_architecture.txt --data_path=data/ \
+        --save_path=experiment/ --param=BPE1
+    python augment.py --name=eval --arch DARTS_V2 --param DARTS
+
+Writes <save_path>/<name>/results.json (one record per genotype), config.json, <name>.log and tb/.
+Rerun the same command after a kill: finished genotypes are kept, the one in progress resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+from nas.cli import UsageError, run_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nas.data import add_data_args
+    from param_setting import PARAMS, add_budget_args
+
+    p = argparse.ArgumentParser(description="Train architectures from scratch under a budget; resumable.")
+    p.add_argument("--name", required=True, help="run name: results go to <save_path>/<name>/")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--file", help="text file, one Genotype(...) (or NB201 arch string) per line")
+    src.add_argument("--arch", "--genotype", dest="arch",
+                     help="one architecture: a published name (e.g. DARTS_V2) or Genotype/arch text")
+    p.add_argument("--space", default="darts", choices=("darts", "nb201"), help="architecture space (default darts)")
+    p.add_argument("--save_path", "--save_dir", dest="save_path", default="experiment/", help="(default %(default)s)")
+    p.add_argument("--seed", type=int, default=2, help="random seed (BPE's default 2)")
+    p.add_argument("--first", type=int, default=None, help="train only the first N architectures of --file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run with another config")
+    p.add_argument("--workers", type=int, default=0, help="accepted for compatibility; data is held in memory")
+    p.add_argument("--quiet", action="store_true", help="log to the .log file only")
+    add_data_args(p)
+    add_budget_args(p, default="DARTS")
+    p.epilog = f"Budget presets: {', '.join(PARAMS)}. Any budget flag overrides the preset's field."
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from genotypes import parse_genotype, read_genotype_file
+    from nas.augment import resolved_config, run_augment
+    from nas.data import data_from_args
+    from nas.spaces import get_space
+    from nas.train import resolve_device
+    from param_setting import budget_from_args
+
+    args = build_parser().parse_args(argv)
+    try:
+        budget = budget_from_args(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.space == "darts":
+        archs = read_genotype_file(args.file) if args.file else [parse_genotype(args.arch)]
+    else:
+        space = get_space("nb201")
+        lines = [ln.strip() for ln in Path(args.file).read_text().splitlines()] if args.file else [args.arch]
+        archs = [space.parse(ln) for ln in lines if ln and not ln.startswith("#")]
+    if args.first is not None:
+        archs = archs[: args.first]
+    device = resolve_device(args.device)
+    data = data_from_args(args, budget.image_size)
+    run_dir = Path(args.save_path) / args.name
+    doc = run_augment(archs, space_kind=args.space, budget=budget, data=data, device=device, seed=args.seed,
+                      run_dir=run_dir, config=resolved_config(args, budget), overwrite=args.overwrite,
+                      quiet=args.quiet)
+    best = max(doc["records"], key=lambda r: r["valid_acc"])
+    print(f"{len(doc['records'])} trained; best valid acc {best['valid_acc']:.2f}% (#{best['index']}): "
+          f"{best['genotype']}")
+    print(f"results: {run_dir / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,347 @@
+"""The one data module: datasets as uint8 tensors, resized once, and a loader that augments whole batches.
+
+``load_dataset`` returns the decoded images as one ``uint8 [N, C, H, W]`` tensor per split, already
+resized to the budget's image size (BPE resizes every image on every step; doing it once is the same
+pixels). ``TensorLoader`` keeps that tensor on the training device and does random crop, flip and cutout
+on whole batches there, with all of an epoch's random draws made at once so no step waits on the host.
+``torch_loader`` is the per-image PIL pipeline of the original code, kept for comparison (bench/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nas.cli import NASError
+
+log = logging.getLogger(__name__)
+
+DATASETS = ("cifar10", "cifar100", "svhn", "folder")
+# Per-channel statistics of the training sets (BPE preproc.py / DARTS utils.py).
+STATS = {
+    "cifar10": ((0.49139968, 0.48215827, 0.44653124), (0.24703233, 0.24348505, 0.26158768)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+}
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+@dataclass
+class ImageData:
+    """Decoded train and validation images (uint8 NCHW) with labels and normalisation statistics."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    valid_x: torch.Tensor
+    valid_y: torch.Tensor
+    n_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _missing(name: str, root: Path, what: str) -> NASError:
+    return NASError(f"{name} not found in {root}: {what} (or pass --dataset folder --data_path DIR with "
+                    f"train/<class>/*.jpg and test/<class>/*.jpg)")
+
+
+def _torchvision_split(name: str, root: Path, train: bool, download: bool) -> tuple[np.ndarray, np.ndarray]:
+    import torchvision.datasets as tvd
+
+    try:
+        if name == "cifar10":
+            ds = tvd.CIFAR10(str(root), train=train, download=download)
+            return np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)), np.asarray(ds.targets)
+        if name == "cifar100":
+            ds = tvd.CIFAR100(str(root), train=train, download=download)
+            return np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)), np.asarray(ds.targets)
+        ds = tvd.SVHN(str(root), split="train" if train else "test", download=download)
+        return ds.data, np.asarray(ds.labels)
+    except (RuntimeError, OSError) as exc:  # torchvision: 'Dataset not found or corrupted', URLError offline
+        files = {"cifar10": "cifar-10-batches-py/", "cifar100": "cifar-100-python/",
+                 "svhn": "train_32x32.mat and test_32x32.mat"}[name]
+        raise _missing(name, root, f"put {files} there, or run once online to download "
+                       f"({type(exc).__name__}: {str(exc).splitlines()[0][:80]})") from None
+
+
+def _decode(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def _folder_split(root: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    base = root / split
+    if not base.is_dir():
+        raise _missing("folder dataset", root, f"no {split}/ folder; expected {split}/<class>/*.jpg")
+    classes = sorted(d.name for d in base.iterdir() if d.is_dir())
+    files, labels = [], []
+    for k, c in enumerate(classes):
+        fs = sorted(p for p in (base / c).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        files += fs
+        labels += [k] * len(fs)
+    if not files:
+        raise _missing("folder dataset", root, f"{split}/<class>/ folders hold no images")
+    # PIL releases the GIL while decoding, so threads use every core
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        images = list(pool.map(_decode, files, chunksize=256))
+    shapes = {im.shape for im in images[:1000]}
+    if len(shapes) != 1:
+        raise NASError(f"{base}: images differ in size ({sorted(shapes)[:3]}); resize them to one size first")
+    x = np.stack(images).transpose(0, 3, 1, 2)
+    y = np.asarray(labels)
+    # Fixed interleaving so that '--limit_train N' (the first N images) spans every class.
+    order = np.random.default_rng(0).permutation(len(y))
+    return np.ascontiguousarray(x[order]), y[order], classes
+
+
+def _cached_folder_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Decoding 60k JPEGs takes a while: keep the result as plain tensors next to the data when we may."""
+    cache = root / ".nas_cache" / f"{split}.pt"
+    try:
+        if cache.exists() and cache.stat().st_mtime >= (root / split).stat().st_mtime:
+            blob = torch.load(cache, weights_only=True)  # tensors only: never unpickles code
+            return blob["x"], blob["y"], int(blob["n_classes"])
+    except Exception as exc:  # a broken cache is rebuilt, never trusted
+        log.warning("ignoring unreadable cache %s (%s)", cache, exc)
+    x, y, classes = _folder_split(root, split)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
+    try:
+        cache.parent.mkdir(exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        torch.save({"x": xt, "y": yt, "n_classes": len(classes)}, tmp)
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # read-only data folder: decode again next time
+    return xt, yt, len(classes)
+
+
+def resize_uint8(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a uint8 NCHW tensor once (bilinear with antialiasing, as PIL's Resize), in chunks."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    out = torch.empty((x.shape[0], x.shape[1], size, size), dtype=torch.uint8)
+    for i in range(0, x.shape[0], 4096):
+        chunk = F.interpolate(x[i:i + 4096].float(), size=(size, size), mode="bilinear", antialias=True,
+                              align_corners=False)
+        out[i:i + 4096] = chunk.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def load_dataset(name: str, data_path: str | Path, *, image_size: int | None = None,
+                 valid: str | float = "test", limit_train: int | None = None, limit_valid: int | None = None,
+                 download: bool = True) -> ImageData:
+    """Train and validation images of a dataset as uint8 tensors resized to ``image_size``.
+
+    ``valid='test'`` validates on the test split (what BPE does); a float ``p`` keeps the first ``p`` of
+    train for training and validates on the rest (DARTS' ``--train_portion``). ``limit_*`` keep the first N.
+    """
+    name = name.lower()
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+    root = Path(data_path)
+    if name == "folder":
+        if not root.is_dir():
+            raise _missing("folder dataset", root, "the folder does not exist")
+        tx, ty, n_classes = _cached_folder_split(root, "train")
+        vx = vy = None
+        if valid == "test":
+            vx, vy, n_test = _cached_folder_split(root, "test")
+            if n_test != n_classes:
+                raise NASError(f"{root}: train has {n_classes} classes but test has {n_test}")
+    else:
+        if not root.is_dir() and not download:
+            raise _missing(name, root, "the folder does not exist")
+        root.mkdir(parents=True, exist_ok=True)
+        x, y = _torchvision_split(name, root, True, download)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y).long()
+        n_classes = int(ty.max()) + 1
+        vx = vy = None
+        if valid == "test":
+            x, y = _torchvision_split(name, root, False, download)
+            vx, vy = torch.from_numpy(x), torch.from_numpy(y).long()
+    if valid != "test":
+        portion = float(valid)
+        if not 0.0 < portion < 1.0:
+            raise ValueError(f"--train_portion must be in (0, 1), got {portion}")
+        split = int(len(ty) * portion)
+        tx, ty, vx, vy = tx[:split], ty[:split], tx[split:], ty[split:]
+    for flag, n in (("--limit_train", limit_train), ("--limit_valid", limit_valid)):
+        if n is not None and n <= 0:
+            raise ValueError(f"{flag} must be positive, got {n}")
+    if limit_train:
+        tx, ty = tx[:limit_train], ty[:limit_train]
+    if limit_valid:
+        vx, vy = vx[:limit_valid], vy[:limit_valid]
+    if len(ty) == 0 or len(vy) == 0:
+        raise NASError(f"{name} at {root}: empty train or validation split")
+    if name in STATS:
+        mean, std = STATS[name]
+    else:  # folder data: statistics of its own training images
+        xs = tx[: min(len(tx), 10000)].float() / 255.0
+        mean = tuple(xs.mean(dim=(0, 2, 3)).tolist())
+        std = tuple(xs.std(dim=(0, 2, 3)).tolist())
+    if image_size:
+        tx, vx = resize_uint8(tx, image_size), resize_uint8(vx, image_size)
+    return ImageData(name, tx.contiguous(), ty, vx.contiguous(), vy, n_classes, tuple(mean), tuple(std))
+
+
+# ----------------------------------------------------------------------------- the fast loader
+
+
+class TensorLoader:
+    """Batches of a uint8 tensor held on ``device``, normalised and augmented there, batch at a time.
+
+    Augmentation follows DARTS/BPE: random crop with zero padding of ``size/8`` pixels (4 at 32x32,
+    2 at BPE's 16x16, so the crop moves the same fraction of the image as crop-then-resize did), a
+    horizontal flip with probability 1/2, and cutout of ``cutout`` pixels applied after normalisation.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, *, batch_size: int, shuffle: bool = False,
+                 augment: bool = False, cutout: int = 0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+                 device: torch.device | str = "cpu", drop_last: bool = False, seed: int = 0,
+                 channels_last: bool = False):
+        if batch_size <= 0:
+            raise ValueError(f"batch size must be positive, got {batch_size}")
+        self.device = torch.device(device)
+        self.x = x.to(self.device)
+        self.y = y.to(self.device)
+        self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
+        self.cutout, self.drop_last, self.seed = cutout, drop_last, seed
+        self.channels_last = channels_last
+        self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255.0
+        self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255.0
+        self.pad = max(1, x.shape[-1] // 8) if augment else 0
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffle and augmentation draws depend on (seed, epoch) only: resumed runs see the same batches."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.y)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.y)
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        # every random draw of the epoch at once, moved to the device once
+        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
+        if self.augment:
+            offs = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=g)
+            flips = torch.rand(n, generator=g) < 0.5
+        if self.cutout:
+            H, W = self.x.shape[-2:]
+            centres = torch.stack([torch.randint(0, H, (n,), generator=g), torch.randint(0, W, (n,), generator=g)], 1)
+        order = order.to(self.device, non_blocking=True)
+        if self.augment:
+            offs, flips = offs.to(self.device, non_blocking=True), flips.to(self.device, non_blocking=True)
+        if self.cutout:
+            centres = centres.to(self.device, non_blocking=True)
+        self.epoch += 1
+        stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
+        for i in range(0, stop, self.batch_size):
+            idx = order[i:i + self.batch_size]
+            xb = self.x[idx]
+            if self.augment:
+                xb = self._crop_flip(xb, offs[i:i + self.batch_size], flips[i:i + self.batch_size])
+            xb = (xb.float() - self.mean) / self.std
+            if self.cutout:
+                xb = self._cutout(xb, centres[i:i + self.batch_size])
+            if self.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            yield xb, self.y[idx]
+
+    def _crop_flip(self, xb: torch.Tensor, offs: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+        B, _, H, W = xb.shape
+        p = self.pad
+        padded = F.pad(xb, (p, p, p, p))  # zero (black) padding, as torchvision's RandomCrop
+        rows = offs[:, 0:1] + torch.arange(H, device=xb.device)  # [B, H]
+        cols = offs[:, 1:2] + torch.arange(W, device=xb.device)  # [B, W]
+        cols = torch.where(flips[:, None], cols.flip(1), cols)  # a flip is reversed column order
+        b = torch.arange(B, device=xb.device)[:, None, None]
+        out = padded.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]]  # [B, H, W, C]
+        return out.permute(0, 3, 1, 2)
+
+    def _cutout(self, xb: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        H, W = xb.shape[-2:]
+        half = self.cutout // 2
+        ys = torch.arange(H, device=xb.device)[None, :]
+        xs = torch.arange(W, device=xb.device)[None, :]
+        in_y = (ys >= centres[:, 0:1] - half) & (ys < centres[:, 0:1] + half)  # [B, H]
+        in_x = (xs >= centres[:, 1:2] - half) & (xs < centres[:, 1:2] + half)  # [B, W]
+        hole = in_y[:, :, None] & in_x[:, None, :]
+        return xb * (~hole)[:, None].to(xb.dtype)
+
+
+def torch_loader(x: torch.Tensor, y: torch.Tensor, *, batch_size: int, image_size: int, train: bool,
+                 mean, std, cutout: int = 0, workers: int = 0, seed: int = 0):
+    """The original per-image pipeline (BPE preproc.py): PIL crop/flip/resize/ToTensor/Normalize per image."""
+    import torchvision.transforms as T
+    from PIL import Image
+
+    size = x.shape[-1]
+    tf = ([T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip()] if train else [])
+    tf += [T.Resize((image_size, image_size)), T.ToTensor(), T.Normalize(mean, std)]
+    transform = T.Compose(tf)
+    arr = x.permute(0, 2, 3, 1).numpy()
+    labels = y.tolist()
+
+    class _DS(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(labels)
+
+        def __getitem__(self, i):
+            img = transform(Image.fromarray(arr[i]))
+            if cutout and train:
+                c = torch.randint(0, image_size, (2,))
+                y0, y1 = max(0, c[0] - cutout // 2), min(image_size, c[0] + cutout // 2)
+                x0, x1 = max(0, c[1] - cutout // 2), min(image_size, c[1] + cutout // 2)
+                img[:, y0:y1, x0:x1] = 0
+            return img, labels[i]
+
+    return torch.utils.data.DataLoader(_DS(), batch_size=batch_size, shuffle=train, num_workers=workers,
+                                       generator=torch.Generator().manual_seed(seed))
+
+
+# ----------------------------------------------------------------------------- CLI helpers
+
+
+def add_data_args(parser: argparse.ArgumentParser, *, dataset: str = "cifar10", data_path: str = "data/") -> None:
+    """--dataset --data_path --train_portion --limit_train --limit_valid --device --seed."""
+    g = parser.add_argument_group("data")
+    g.add_argument("--dataset", default=dataset, type=str.lower, choices=DATASETS,
+                   help="cifar10, cifar100, svhn (torchvision), or folder (train/<class>/, test/<class>/)")
+    g.add_argument("--data_path", default=data_path, help="dataset folder (default %(default)s)")
+    g.add_argument("--train_portion", type=float, default=None,
+                   help="validate on the rest of train instead of the test set (e.g. 0.5)")
+    g.add_argument("--limit_train", type=int, default=None, help="use only the first N training images")
+    g.add_argument("--limit_valid", type=int, default=None, help="use only the first N validation images")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+
+
+def data_from_args(args: argparse.Namespace, image_size: int | None) -> ImageData:
+    """load_dataset from the flags of add_data_args."""
+    valid = "test" if args.train_portion is None else args.train_portion
+    return load_dataset(args.dataset, args.data_path, image_size=image_size, valid=valid,
+                        limit_train=args.limit_train, limit_valid=args.limit_valid)
