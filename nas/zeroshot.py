@@ -496,3 +496,102 @@ class ZeroShotEstimator:
                                              names=[self.name], device=self.device)
         return Score(value=float(values[self.name]), cost_seconds=seconds,
                      extras={"measure": self.name, "seeds": self.seeds})
+
+
+# ---------------------------------------------------------------------------------------------
+# One-shot estimator: accuracy of the architecture inside a trained supernet (aw_nas' one-shot study)
+
+
+def subnet_weights(model: Any, arch: Any) -> dict[str, torch.Tensor]:
+    """One-hot op weights per cell type selecting ``arch`` in ``model`` (all other ops and edges off)."""
+    out: dict[str, torch.Tensor] = {}
+    if model.kind == "nb201":
+        from genotypes import nb201_ops
+
+        picks = {"cell": list(enumerate(nb201_ops(arch)))}  # NB201 edge order is the arch string's order
+    else:
+        from nas.spaces import edge_index
+
+        picks = {ct: [(edge_index(node, src), op) for node, pairs in enumerate(getattr(arch, ct))
+                      for op, src in pairs] for ct in model.cell_types}
+    for ct in model.cell_types:
+        w = torch.zeros(model.n_edges, model.n_ops)
+        for e, op in picks[ct]:
+            cands = model.edge_ops[ct][e]
+            if op not in cands:
+                raise ValueError(f"op {op!r} is not a candidate of {ct} edge {e} in this supernet; "
+                                 f"allowed: {', '.join(cands)}")
+            w[e, cands.index(op)] = 1.0
+        out[ct] = w
+    return out
+
+
+class OneShotEstimator:
+    """Validation accuracy of ``arch`` in a trained supernet (a search.py run), every other op masked.
+
+    The chosen op of each edge gets weight 1 and the rest are not run (single-path, as a weight-sharing
+    evaluation of one architecture in Ning et al. 2021); batch norm uses batch statistics by default
+    (``batch_stats``), as DARTS-PT evaluates sub-networks, since the running statistics belong to the
+    whole supernet. Use a search checkpoint before projection: projected edges keep their projected op.
+    """
+
+    def __init__(self, run_dir: str, data: Any, device: torch.device | str = "cpu", *, epoch: int | None = None,
+                 batch_size: int = 256, limit_valid: int | None = None, batch_stats: bool = True,
+                 name: str = "oneshot"):
+        from nas.data import TensorLoader
+        from nas.supernet_search import build_search_model, load_search
+
+        self.name = name
+        self.device = torch.device(device)
+        cfg, state = load_search(run_dir, epoch=epoch, device=self.device)
+        self.model = build_search_model(cfg, data.n_classes, int(data.valid_x.shape[1]), self.device)
+        self.model.load_state_dict(state["model"])
+        vx, vy = data.valid_x, data.valid_y
+        if limit_valid:
+            vx, vy = vx[:limit_valid], vy[:limit_valid]
+        self.loader = TensorLoader(vx, vy, batch_size=batch_size, shuffle=False, augment=False, mean=data.mean,
+                                   std=data.std, device=self.device)
+        self.batch_stats = batch_stats
+
+    @torch.no_grad()
+    def evaluate(self, arch: Any) -> dict[str, float]:
+        """Loss and accuracy (%) of ``arch`` as a sub-network of the supernet."""
+        w = {ct: t.to(self.device) for ct, t in subnet_weights(self.model, arch).items()}
+        masks = {ct: (t > 0).cpu() for ct, t in w.items()}
+        model = self.model
+        saved = []
+        if self.batch_stats:  # batch statistics without moving the supernet's running ones
+            model.train()
+            for m in model.modules():
+                if isinstance(m, _BN):
+                    saved.append((m, m.momentum))
+                    m.momentum = 0.0
+        else:
+            model.eval()
+        loss, correct, n = 0.0, 0, 0
+        try:
+            for x, y in self.loader:
+                logits = logits_of_supernet(model, x, masks, w)
+                loss += float(F.cross_entropy(logits, y, reduction="sum"))
+                correct += int((logits.argmax(1) == y).sum())
+                n += int(y.numel())
+        finally:
+            for m, mom in saved:
+                m.momentum = mom
+        if n == 0:
+            raise ValueError("the validation split is empty")
+        return {"loss": loss / n, "acc": 100.0 * correct / n, "n": n}
+
+    def score(self, arch: Any) -> Any:
+        """One-shot validation accuracy (%) of ``arch``."""
+        from nas.estimators import Score
+
+        t0 = time.perf_counter()
+        r = self.evaluate(arch)
+        return Score(value=r["acc"], cost_seconds=time.perf_counter() - t0, extras={"loss": r["loss"], "n": r["n"]})
+
+
+def logits_of_supernet(model: nn.Module, x: torch.Tensor, masks: dict, weights: dict) -> torch.Tensor:
+    """Supernet forward with explicit op weights (``forward(x, masks, weights)`` of models.supernets)."""
+    out = model(x, masks, weights)
+    return out[0] if isinstance(out, (tuple, list)) else out

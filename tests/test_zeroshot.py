@@ -197,3 +197,39 @@ def test_jacob_cov_is_nan_when_output_ignores_input():
     assert math.isnan(zs.jacob_cov(_IgnoresInput(), x))
     assert math.isnan(zs.compute_measures(_IgnoresInput(), x, torch.zeros(4, dtype=torch.long), ["jacob_cov"])[
         "jacob_cov"])
+
+
+def test_oneshot_estimator_on_tiny_nb201_supernet(tmp_path):
+    sn = pytest.importorskip("nas.supernet_search", reason="nas/supernet_search.py not there yet")
+    data_mod = pytest.importorskip("nas.data")
+    pytest.importorskip("nas.estimators")
+    import dataclasses
+
+    from nas.checkpoint import save_checkpoint
+
+    cfg = sn.SearchConfig(space="nb201", init_channels=4, layers=1, seed=0)
+    model = sn.build_search_model(cfg, 10, 3, torch.device("cpu"))
+    save_checkpoint(tmp_path / "checkpoint.pt", {"epoch": 1, "config": dataclasses.asdict(cfg),
+                                                 "model": model.state_dict()})
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (24, 3, 8, 8), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (24,), generator=g)
+    data = data_mod.ImageData(name="tiny", train_x=x, train_y=y, valid_x=x, valid_y=y, n_classes=10,
+                              mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    est = zs.OneShotEstimator(str(tmp_path), data, "cpu", batch_size=8)
+    arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
+    w = zs.subnet_weights(est.model, arch)["cell"]
+    ops = est.model.edge_ops["cell"]
+    assert w.sum() == 6 and all(ops[e][int(w[e].argmax())] == op for e, op in
+                                enumerate(["nor_conv_3x3", "skip_connect", "nor_conv_1x1", "none", "avg_pool_3x3",
+                                           "nor_conv_3x3"]))
+    s = est.score(arch)
+    assert 0.0 <= s.value <= 100.0 and s.extras["n"] == 24
+    # second computation: count correct predictions of the same forward by hand, one batch of all 24
+    est2 = zs.OneShotEstimator(str(tmp_path), data, "cpu", batch_size=24)
+    masks = {"cell": w > 0}
+    est2.model.train()
+    with torch.no_grad():
+        xb, yb = next(iter(est2.loader))
+        acc = 100.0 * float((zs.logits_of_supernet(est2.model, xb, masks, {"cell": w}).argmax(1) == yb).float().mean())
+    assert est2.score(arch).value == pytest.approx(acc)
