@@ -31,7 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument("--seeds", type=int, nargs="+", default=[20, 2020, 202020],
                    help="init/batch seeds averaged per architecture (aw_nas: 20 2020 202020)")
-    p.add_argument("--measures", nargs="+", default=list(zs.MEASURES), help=f"subset of {' '.join(zs.MEASURES)}")
+    p.add_argument("--measures", nargs="*", default=list(zs.MEASURES),
+                   help=f"subset of {' '.join(zs.MEASURES)} (none with --oneshot: only the one-shot column)")
+    p.add_argument("--oneshot", metavar="RUN_DIR",
+                   help="also score each architecture by its accuracy inside this search.py supernet (column "
+                        "'oneshot'), on the held-out part of train the search used for its alphas")
+    p.add_argument("--oneshot_epoch", type=int, default=None, help="supernet checkpoint after this many epochs")
+    p.add_argument("--oneshot_limit_valid", type=int, default=1024, help="validation images for --oneshot")
     p.add_argument("--dataset", default="cifar10", help="cifar10, cifar100, svhn or folder")
     p.add_argument("--data_path", default="data/", help="dataset folder")
     p.add_argument("--limit_train", type=int, default=None, help="keep the first N training images")
@@ -70,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nas.spaces import get_space
 
     names = zs.check_measures(args.measures)
+    columns = names + (["oneshot"] if args.oneshot else [])
+    if not columns:
+        raise UsageError("nothing to score: give --measures and/or --oneshot RUN_DIR")
     if args.batch_size < 2:
         raise UsageError("--batch_size must be at least 2 (jacob_cov and relu_logdet compare samples)")
     if args.sample is not None and args.sample <= 0:
@@ -86,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if out.exists() and not args.overwrite:
         with out.open() as f:
             reader = csv.DictReader(f)
-            if reader.fieldnames != [arch_col, *names, "seconds"]:
+            if reader.fieldnames != [arch_col, *columns, "seconds"]:
                 raise UsageError(f"--out {out} exists with other columns ({reader.fieldnames}); "
                                  "pass --overwrite or another --out")
             done = {r[arch_col] for r in reader}
@@ -106,6 +115,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.layers:
         cfg.layers = args.layers
     batches = zs.BatchSource(data, batch_size=min(args.batch_size, len(data.train_y)), device=device)
+    oneshot = None
+    if args.oneshot:
+        from nas.supernet_search import load_search
+
+        scfg, _ = load_search(args.oneshot, epoch=args.oneshot_epoch, device=device)
+        if (scfg.space == "nb201") != (space.kind == "nb201"):
+            raise UsageError(f"--oneshot {args.oneshot} searched space {scfg.space!r}, not {args.space!r}")
+        vdata = load_dataset(args.dataset, args.data_path, valid=scfg.train_portion,
+                             limit_valid=args.oneshot_limit_valid)
+        oneshot = zs.OneShotEstimator(args.oneshot, vdata, device, epoch=args.oneshot_epoch)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     fresh = args.overwrite or not out.exists()
@@ -113,20 +132,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     with out.open("w" if fresh else "a", newline="") as f:
         w = csv.writer(f)
         if fresh:
-            w.writerow([arch_col, *names, "seconds"])
+            w.writerow([arch_col, *columns, "seconds"])
         for i, arch in enumerate(archs):
             key = space.key(arch)
             if key in done:
                 continue
             vals, sec = zs.score_architecture(arch, cfg=cfg, batches=batches.get, seeds=args.seeds, names=names,
-                                              device=device)
-            w.writerow([key, *[repr(vals[n]) for n in names], f"{sec:.3f}"])
+                                              device=device) if names else ({}, 0.0)
+            if oneshot is not None:
+                os_score = oneshot.score(arch)
+                vals["oneshot"], sec = os_score.value, sec + os_score.cost_seconds
+            w.writerow([key, *[repr(vals[n]) for n in columns], f"{sec:.3f}"])
             f.flush()  # a kill loses at most the architecture in progress
             done.add(key)
             total += sec
             n_scored += 1
             log.info("[%d/%d] %.2fs  %s", i + 1, len(archs), sec,
-                     " ".join(f"{n}={vals[n]:.4g}" for n in names))
+                     " ".join(f"{n}={vals[n]:.4g}" for n in columns))
     if n_scored:
         log.info("scored %d architectures, %.2f s per architecture (%d seeds, batch %d, %s); wrote %s",
                  n_scored, total / n_scored, len(args.seeds), batches.batch_size, device, out)

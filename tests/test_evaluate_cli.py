@@ -144,3 +144,28 @@ def test_bpe_xlsx_spearman_matches_sheet_correlation():
         assert abs(r["spearman"] - r["sheet_correlation"]) < 5e-4, r["setting"]
     imp = bpe_trails.knob_importance(rows, seed=0)
     assert set(imp) == set(bpe_trails.KNOBS) and sum(imp.values()) == pytest.approx(1.0)
+
+
+def test_zero_shot_cli_oneshot_column(tmp_path):
+    sn = pytest.importorskip("nas.supernet_search", reason="nas/supernet_search.py not there yet")
+    import dataclasses
+
+    import torch
+
+    from nas.checkpoint import save_checkpoint
+
+    data = _tiny_folder(tmp_path / "data", n_per_class=4)
+    cfg = sn.SearchConfig(space="nb201", init_channels=4, layers=1, seed=0, train_portion=0.5)
+    model = sn.build_search_model(cfg, 2, 3, torch.device("cpu"))
+    run = tmp_path / "run"
+    save_checkpoint(run / "checkpoint.pt", {"epoch": 1, "config": dataclasses.asdict(cfg),
+                                            "model": model.state_dict()})
+    archs = tmp_path / "archs.txt"
+    archs.write_text(_nb201(3) + "\n" + _nb201(77) + "\n")
+    out = tmp_path / "os.csv"
+    assert zero_shot.main(["--space", "nb201", "--archs", str(archs), "--dataset", "folder", "--data_path",
+                           str(data), "--measures", "--oneshot", str(run), "--device", "cpu", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["arch_str", "oneshot", "seconds"]
+    # 4 held-out images (half of 8): accuracy is a multiple of 25%
+    assert all(float(r["oneshot"]) in (0.0, 25.0, 50.0, 75.0, 100.0) for r in rows)
