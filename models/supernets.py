@@ -27,6 +27,36 @@ from models.ops import FactorizedReduce, StdConv, build_nb201_op, build_op
 Masks = dict[str, torch.Tensor]  # cell type -> bool [n_edges, n_ops] (False = op removed), on the CPU
 
 
+class BoxAvgPool3x3(nn.Module):
+    """3x3 stride-1 average pool without counting the padding, as 9 shifted adds over a count map.
+
+    Same numbers as ``nn.AvgPool2d(3, 1, 1, count_include_pad=False)`` (to float rounding) at 3-4x
+    less CPU time on 16x16-32x32 maps: ATen's CPU avg_pool2d was the largest cost of the NB201
+    supernet step (21% forward, 14% backward in a torch.profiler trace).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        H, W = x.shape[-2:]
+        p = F.pad(x, (1, 1, 1, 1))
+        s = p[:, :, :, 0:W] + p[:, :, :, 1:W + 1] + p[:, :, :, 2:W + 2]
+        s = s[:, :, 0:H] + s[:, :, 1:H + 1] + s[:, :, 2:H + 2]
+        rows = torch.full((H,), 3.0, device=x.device, dtype=x.dtype)
+        rows[0] = rows[-1] = 2.0
+        cols = torch.full((W,), 3.0, device=x.device, dtype=x.dtype)
+        cols[0] = cols[-1] = 2.0
+        return s / (rows[:, None] * cols[None, :])
+
+
+def _fast_pools(module: nn.Module) -> None:
+    """Swap every 3x3 stride-1 ``count_include_pad=False`` average pool for :class:`BoxAvgPool3x3`."""
+    for name, child in module.named_children():
+        if (isinstance(child, nn.AvgPool2d) and child.kernel_size in (3, (3, 3)) and child.stride in (1, (1, 1))
+                and child.padding in (1, (1, 1)) and not child.count_include_pad and not child.ceil_mode):
+            setattr(module, name, BoxAvgPool3x3())
+        else:
+            _fast_pools(child)
+
+
 class MixedEdge(nn.Module):
     """One edge of a supernet: a weighted sum of candidate ops, running only the active ones."""
 
@@ -34,6 +64,7 @@ class MixedEdge(nn.Module):
         super().__init__()
         self.op_names = list(op_names)
         self.ops = nn.ModuleList(build(name) for name in self.op_names)
+        _fast_pools(self.ops)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, active: Sequence[int]) -> torch.Tensor | None:
         out = None
