@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from nas.checkpoint import load_checkpoint
+from nas.cli import UsageError
 from nas.data import ImageData
 from nas.projection import ProjectionConfig, run_projection
 from nas.spaces import get_space
@@ -70,9 +71,9 @@ def test_blank_keeps_alphas_uniform_and_refuses_foreign_dir(tmp_path):
     assert all(v == 0.0 for row in rec["history"][0]["alphas"]["cell"] for v in row)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "x.txt").write_text("keep me")
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         run_search(_cfg(epochs=1), tmp_path / "other", device=CPU, data=data, tensorboard=False)
-    with pytest.raises(ValueError):  # a different config in an existing run
+    with pytest.raises(UsageError):  # a different config in an existing run
         run_search(_cfg(method="darts", epochs=1), tmp_path / "b", device=CPU, data=data, tensorboard=False)
 
 
