@@ -54,7 +54,7 @@ def _folder_data(root: Path, n_train: int = 16, n_test: int = 8, size: int = 8) 
 
 
 TINY = ["--dataset", "folder", "--batch_size", "8", "--epochs_per_step", "1", "--finetune_steps", "1",
-        "--finetune_extra", "0,0,1", "--init_channels", "4", "--layers", "2", "--device", "cpu", "--threads", "1"]
+        "--finetune_extra", "0,0,1", "--init_channels", "4", "--layers", "1", "--device", "cpu", "--threads", "1"]
 
 
 def test_edge_layout_matches_darts():
