@@ -10,9 +10,7 @@ so that a resumed run draws the same numbers as an uninterrupted one.
 from __future__ import annotations
 
 import io
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +18,15 @@ import numpy as np
 import torch
 
 from nas.cli import NASError
+from nas.io import atomic_write_bytes
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` with ``torch.save`` to ``path`` atomically (tmp file + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # Serialise to memory first so a failing torch.save never leaves a truncated tmp behind.
-            buf = io.BytesIO()
-            torch.save(state, buf)
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # serialise to memory first so a failing torch.save never leaves a truncated file behind
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
