@@ -27,6 +27,7 @@ from models.supernets import Masks, Supernet, build_supernet
 from nas.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from nas.cli import NASError, UsageError
 from nas.io import atomic_write_json, read_json, run_metadata
+from nas.train import train_epoch
 
 log = logging.getLogger(__name__)
 
@@ -158,36 +159,19 @@ def search_epoch(model: Supernet, architect: Architect, w_optim: torch.optim.Opt
                  valid_loader: Iterable, *, epoch: int, lr: float, grad_clip: float = 5.0,
                  max_steps: int | None = None) -> dict[str, float]:
     """One epoch: per step an alpha update on a valid batch, then a weight update on a train batch."""
-    model.train()
     if hasattr(train_loader, "set_epoch"):
         train_loader.set_epoch(epoch)
     valid_iter = _cycle(valid_loader, epoch + 1)
-    weights = model.weights()
-    device = weights[0].device
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    n = 0
-    t0 = time.perf_counter()
-    for step, (x, y) in enumerate(train_loader):
-        if max_steps is not None and step >= max_steps:
-            break
+
+    def arch_step(x: torch.Tensor, y: torch.Tensor) -> None:
         vx, vy = next(valid_iter)
         architect.step(x, y, vx, vy, lr=lr, w_optim=w_optim)
-        w_optim.zero_grad(set_to_none=True)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        loss.backward()
-        nn.utils.clip_grad_norm_(weights, grad_clip, foreach=True)
-        w_optim.step()
-        # statistics stay on the device: no host sync per step
-        loss_sum += loss.detach() * y.size(0)
-        correct += (logits.detach().argmax(1) == y).sum()
-        n += y.size(0)
-    if n == 0:
-        raise NASError("the training loader produced no batch")
-    secs = time.perf_counter() - t0
-    return {"loss": loss_sum.item() / n, "acc": 100.0 * correct.item() / n, "n": n, "seconds": secs,
-            "images_per_s": n / max(secs, 1e-9)}
+
+    # the weight step is the toolkit's one training loop, with the alpha update hooked in before it
+    stats = train_epoch(model, train_loader, w_optim, grad_clip=grad_clip, params=model.weights(),
+                        max_steps=max_steps, before_step=arch_step)
+    stats["images_per_s"] = stats["n"] / max(stats["seconds"], 1e-9)
+    return stats
 
 
 @torch.no_grad()

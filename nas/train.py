@@ -13,13 +13,14 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nas.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from nas.cli import NASError
 
 log = logging.getLogger(__name__)
@@ -45,22 +46,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> dict[str, Any]:
-    """Every RNG state a resumed run must restore."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def autocast_dtype(device: torch.device, precision: int = 32) -> torch.dtype | None:
     """AMP policy: bf16 autocast on CUDA by default (fp16 if precision=16); on CPU only if precision=16 (bf16)."""
     if device.type == "cuda":
@@ -74,8 +59,12 @@ def _split(out) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, *, aux_weight: float = 0.0,
                 grad_clip: float = 5.0, amp: torch.dtype | None = None, scaler: torch.amp.GradScaler | None = None,
-                params: list[torch.Tensor] | None = None, max_steps: int | None = None) -> dict[str, float]:
-    """One pass over ``loader``: returns mean loss, accuracy (%), images and seconds."""
+                params: list[torch.Tensor] | None = None, max_steps: int | None = None,
+                before_step: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> dict[str, float]:
+    """One pass over ``loader``: returns mean loss, accuracy (%), images and seconds.
+
+    ``before_step(x, y)`` runs before each weight update (DARTS search: the architecture step).
+    """
     model.train()
     params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
     device = next(model.parameters()).device
@@ -86,6 +75,8 @@ def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optim
     for step, (x, y) in enumerate(loader):
         if max_steps is not None and step >= max_steps:
             break
+        if before_step is not None:
+            before_step(x, y)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             logits, aux = _split(model(x))
@@ -137,7 +128,9 @@ def evaluate(model: nn.Module, loader: Iterable, *, amp: torch.dtype | None = No
 def make_optimizer(model_or_params, budget) -> torch.optim.SGD:
     """SGD with the budget's lr, momentum and weight decay."""
     params = model_or_params.parameters() if isinstance(model_or_params, nn.Module) else model_or_params
-    return torch.optim.SGD(params, lr=budget.lr, momentum=budget.momentum, weight_decay=budget.weight_decay)
+    # foreach: one fused update over all tensors instead of a Python loop per parameter (CPU default is off)
+    return torch.optim.SGD(params, lr=budget.lr, momentum=budget.momentum, weight_decay=budget.weight_decay,
+                           foreach=True)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, budget) -> torch.optim.lr_scheduler.CosineAnnealingLR:
@@ -155,12 +148,6 @@ def configure_threads() -> None:
 # ----------------------------------------------------------------------------- one architecture, one budget
 
 
-def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def train_architecture(arch, *, space_kind: str, budget, data, device: torch.device, seed: int = 0,
                        workdir: str | Path | None = None, logger: logging.Logger | None = None,
                        writer=None, tag: str = "", compile_model: bool = False,
@@ -175,7 +162,6 @@ def train_architecture(arch, *, space_kind: str, budget, data, device: torch.dev
     from nas.data import TensorLoader
 
     logger = logger or log
-    configure_threads()
     seed_everything(seed)
     model = build_network(arch, space_kind=space_kind, C=budget.init_channels, layers=budget.layers,
                           n_classes=data.n_classes, input_size=data.image_size, in_channels=data.in_channels,
@@ -197,17 +183,16 @@ def train_architecture(arch, *, space_kind: str, budget, data, device: torch.dev
     start_epoch, elapsed = 0, 0.0
     ckpt = Path(workdir) / "checkpoint.pt" if workdir else None
     if ckpt is not None and ckpt.exists():
+        state = load_checkpoint(ckpt, map_location=device)  # weights_only: a clear NASError when corrupt
         try:
-            # our own checkpoint (weights, optimizer, RNG): full load is needed for the RNG state objects
-            state = torch.load(ckpt, map_location=device, weights_only=False)
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             set_rng_state(state["rng"])
             history, start_epoch, elapsed = state["history"], state["epoch"], state["seconds"]
-        except Exception as exc:
-            raise NASError(f"{ckpt}: corrupt checkpoint ({type(exc).__name__}); delete it to restart this "
-                           "architecture") from None
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise NASError(f"{ckpt}: checkpoint does not fit this architecture or budget ({type(exc).__name__}); "
+                           "move it away to restart this architecture") from None
         logger.info("%sresuming at epoch %d/%d", tag, start_epoch + 1, budget.epochs)
     step_fn = torch.compile(model) if compile_model else model
     t_start = time.perf_counter()
@@ -231,9 +216,9 @@ def train_architecture(arch, *, space_kind: str, budget, data, device: torch.dev
                         tag, epoch + 1, budget.epochs, lr, tr["loss"], tr["acc"], va["loss"], va["acc"],
                         rec["train_images_per_s"])
         if ckpt is not None:
-            _save(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "rng": rng_state(), "history": history,
-                         "epoch": epoch + 1, "seconds": elapsed + time.perf_counter() - t_start})
+            save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                   "scheduler": scheduler.state_dict(), "rng": get_rng_state(), "history": history,
+                                   "epoch": epoch + 1, "seconds": elapsed + time.perf_counter() - t_start})
     seconds = elapsed + time.perf_counter() - t_start
     if history and not math.isfinite(history[-1]["train_loss"]):
         logger.warning("%straining diverged (loss is not finite)", tag)
