@@ -6,6 +6,9 @@
 
 Writes <save_path>/<name>/results.json (one record per genotype), config.json, <name>.log and tb/.
 Rerun the same command after a kill: finished genotypes are kept, the one in progress resumes.
+On one machine with several cores (or GPUs), train several genotypes at once, one per process:
+
+    torchrun --standalone --nproc_per_node=2 augment.py --name=RS_BPE1 --file=... --param=BPE1
 """
 
 from __future__ import annotations
@@ -41,11 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    import torch
+
     from genotypes import parse_genotype, read_genotype_file
     from nas.augment import resolved_config, run_augment
     from nas.data import data_from_args
+    from nas.distributed import cleanup, init_distributed
     from nas.spaces import get_space
-    from nas.train import resolve_device
+    from nas.train import configure_threads, resolve_device
     from param_setting import budget_from_args
 
     args = build_parser().parse_args(argv)
@@ -61,12 +69,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         archs = [space.parse(ln) for ln in lines if ln and not ln.startswith("#")]
     if args.first is not None:
         archs = archs[: args.first]
-    device = resolve_device(args.device)
-    data = data_from_args(args, budget.image_size)
-    run_dir = Path(args.save_path) / args.name
-    doc = run_augment(archs, space_kind=args.space, budget=budget, data=data, device=device, seed=args.seed,
-                      run_dir=run_dir, config=resolved_config(args, budget), overwrite=args.overwrite,
-                      quiet=args.quiet)
+    ctx = init_distributed(args.device)
+    try:
+        if ctx.enabled and ctx.device == "cpu":
+            # one process per genotype: split the cores (tiny BPE nets scale badly over intra-op threads)
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // ctx.world_size))
+        else:
+            configure_threads()
+        device = resolve_device(ctx.device if ctx.enabled else args.device)
+        data = data_from_args(args, budget.image_size)
+        run_dir = Path(args.save_path) / args.name
+        config = resolved_config(args, budget)
+        doc = run_augment(archs, space_kind=args.space, budget=budget, data=data, device=device, seed=args.seed,
+                          run_dir=run_dir, config=config, overwrite=args.overwrite, quiet=args.quiet, ctx=ctx)
+    finally:
+        cleanup(ctx)
+    if not ctx.is_main:
+        return 0
     best = max(doc["records"], key=lambda r: r["valid_acc"])
     print(f"{len(doc['records'])} trained; best valid acc {best['valid_acc']:.2f}% (#{best['index']}): "
           f"{best['genotype']}")

@@ -268,8 +268,9 @@ class TensorLoader:
             xb = (xb.float() - self.mean) / self.std
             if self.cutout:
                 xb = self._cutout(xb, centres[i:i + self.batch_size])
-            if self.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
+            # the crop gather leaves NHWC strides: make the layout the one asked for (torch 2.14's CPU conv
+            # backward crashes on channels_last strides for some tiny shapes when the model is not channels_last)
+            xb = xb.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
             yield xb, self.y[idx]
 
     def _crop_flip(self, xb: torch.Tensor, offs: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,165 @@
+"""BPE1 training speed: the toolkit's fast path against the original pipeline, measured in one run.
+
+    python bench/bpe1_speed.py                      # CIFAR-10 from ../shared, 10,000 training images
+    python bench/bpe1_speed.py --limit_train 50000 --device cuda
+
+Prints images/s of
+  1. the BPE1 training step alone (batch 128, 16x16) for the cell on line 50 of
+     ../shared/bpe/random_darts_architecture.txt: the original code's way (contiguous NCHW, per-parameter
+     optimizer loop) and the toolkit's (channels_last, foreach optimizer and clipping), with their ratio;
+  2. a whole training epoch, data included, through the toolkit's TensorLoader and through a torchvision
+     DataLoader with per-image PIL transforms (crop 32 pad 4, flip, resize to 16, ToTensor, Normalize: how
+     BPE's preproc.py feeds the model), same model and data, with their ratio.
+The original BPE code trains this cell at about 205 images/s on the 2-core project machine (step alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench scripts run from anywhere, like the entry scripts at the top
+
+SHARED = ROOT.parent / "shared"
+ORIGINAL_STEP_IMAGES_PER_S = 205.0  # DEVELOPERS.md: original BPE code, this cell, 2 cores, step alone
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data_path", default=str(ROOT / "data" / "cifar10-jpeg"),
+                   help="folder-layout CIFAR-10; unpacked from ../shared/datasets when missing")
+    p.add_argument("--cells", default=str(SHARED / "bpe" / "random_darts_architecture.txt"))
+    p.add_argument("--line", type=int, default=50, help="which cell of --cells (1-based, default 50)")
+    p.add_argument("--limit_train", type=int, default=10000, help="images per timed epoch (default 10000)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps of the step-alone measurement")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the PIL pipeline (default 2)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--device", default="auto")
+    return p
+
+
+def _need(path: Path, what: str) -> None:
+    if not path.exists():
+        raise SystemExit(f"bench/bpe1_speed.py: missing {path} ({what})")
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    import torch
+    import torch.nn.functional as F
+
+    from genotypes import read_genotype_file
+    from models.networks import DartsNetwork
+    from nas.data import TensorLoader, load_dataset, torch_loader
+    from nas.train import configure_threads, make_optimizer, resolve_device, train_epoch
+    from param_setting import BPE1
+
+    data_path = Path(args.data_path)
+    if not (data_path / "train").is_dir():
+        tool = SHARED / "tools" / "unpack-cifar10"
+        _need(tool, "the CIFAR-10 unpack tool of ../shared; or pass --data_path to a train/<class>/ folder")
+        _need(SHARED / "datasets" / "cifar10-jpeg.tar.gz", "CIFAR-10 JPEG archive")
+        subprocess.run([str(tool), str(data_path)], check=True)
+    _need(Path(args.cells), "the BPE random cells; pass --cells")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    else:
+        configure_threads()
+    device = resolve_device(args.device)
+    genotype = read_genotype_file(args.cells)[args.line - 1]
+    budget = BPE1
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
+    print(f"cell: line {args.line} of {args.cells}")
+
+    def model(channels_last: bool):
+        torch.manual_seed(0)
+        m = DartsNetwork(genotype, C=budget.init_channels, n_classes=10, layers=budget.layers,
+                         input_size=budget.image_size, auxiliary=True, drop_path_prob=0.0).to(device)
+        return m.to(memory_format=torch.channels_last) if channels_last else m
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    # 1. the training step alone, on one batch resident in memory
+    x = torch.randn(budget.batch_size, 3, budget.image_size, budget.image_size, device=device)
+    y = torch.randint(0, 10, (budget.batch_size,), device=device)
+
+    def step_rate(channels_last: bool, foreach: bool) -> float:
+        m = model(channels_last)
+        opt = torch.optim.SGD(m.parameters(), lr=budget.lr, momentum=budget.momentum,
+                              weight_decay=budget.weight_decay, foreach=foreach)
+        xb = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        params = list(m.parameters())
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            logits, aux = m(xb)
+            loss = F.cross_entropy(logits, y) + budget.aux_weight * F.cross_entropy(aux, y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, budget.grad_clip, foreach=foreach)
+            opt.step()
+
+        for _ in range(3):
+            step()
+        sync()
+        t = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        sync()
+        return args.steps * budget.batch_size / (time.perf_counter() - t)
+
+    base = step_rate(channels_last=False, foreach=False)
+    fast = step_rate(channels_last=True, foreach=True)
+    print("\n1. BPE1 training step alone (batch 128, 16x16, aux head, clip 5)")
+    print(f"   original-style step (NCHW, per-parameter loops): {base:8.1f} images/s")
+    print(f"   toolkit step (channels_last, foreach):           {fast:8.1f} images/s   x{fast / base:.2f}")
+    print(f"   vs the original BPE code's ~{ORIGINAL_STEP_IMAGES_PER_S:.0f} images/s on the 2-core machine: "
+          f"x{fast / ORIGINAL_STEP_IMAGES_PER_S:.2f} (that figure was measured outside this run)")
+
+    # 2. a whole epoch, data included
+    t = time.perf_counter()
+    raw = load_dataset("folder", data_path, image_size=None, limit_train=args.limit_train, limit_valid=256)
+    small = load_dataset("folder", data_path, image_size=budget.image_size, limit_train=args.limit_train,
+                         limit_valid=256)
+    print(f"\n2. one BPE1 training epoch of {len(small.train_y)} images "
+          f"(data loaded in {time.perf_counter() - t:.1f}s)")
+
+    def epoch_rate(loader, channels_last: bool) -> float:
+        m = model(channels_last)
+        opt = make_optimizer(m, budget)
+        train_epoch(m, loader, opt, aux_weight=budget.aux_weight, grad_clip=budget.grad_clip, max_steps=2)
+        sync()
+        t = time.perf_counter()
+        r = train_epoch(m, loader, opt, aux_weight=budget.aux_weight, grad_clip=budget.grad_clip)
+        sync()
+        return r["n"] / (time.perf_counter() - t)
+
+    fast_loader = TensorLoader(small.train_x, small.train_y, batch_size=budget.batch_size, shuffle=True,
+                               augment=True, mean=small.mean, std=small.std, device=device, channels_last=True)
+    pil_loader = torch_loader(raw.train_x, raw.train_y, batch_size=budget.batch_size, image_size=budget.image_size,
+                              train=True, mean=raw.mean, std=raw.std, workers=args.workers)
+
+    class ToDevice:  # the original moved each batch to the device inside the loop
+        def __iter__(self):
+            for xb, yb in pil_loader:
+                yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+
+    fast_epoch = epoch_rate(fast_loader, channels_last=True)
+    pil_epoch = epoch_rate(ToDevice(), channels_last=False)
+    print(f"   torchvision DataLoader, per-image PIL ({args.workers} workers), original-style model: "
+          f"{pil_epoch:8.1f} images/s")
+    print(f"   toolkit fast path (uint8 tensor on device, batch augmentation): {fast_epoch:8.1f} images/s   "
+          f"x{fast_epoch / pil_epoch:.2f}")
+    print(f"   fast-path epoch vs the original's ~{ORIGINAL_STEP_IMAGES_PER_S:.0f} images/s step: "
+          f"x{fast_epoch / ORIGINAL_STEP_IMAGES_PER_S:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,29 @@
+"""Shared fixtures: tiny image datasets made on the fly (no download, no ../shared)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def make_folder_dataset(root: Path, *, n_classes: int = 3, per_class: int = 8, size: int = 8, seed: int = 0) -> Path:
+    """``root/{train,test}/<class>/*.png`` of random images whose colour depends on the class."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", per_class), ("test", max(2, per_class // 2))):
+        for c in range(n_classes):
+            d = root / split / f"class{c}"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+                img[..., c % 3] += np.uint8(120)  # learnable signal: the class colour channel
+                Image.fromarray(img).save(d / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture
+def tiny_folder(tmp_path: Path) -> Path:
+    return make_folder_dataset(tmp_path / "tiny")
