@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=20, help="timed steps of the step-alone measurement")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the PIL pipeline (default 2)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--ranks", type=int, default=2, help="processes of the torchrun measurement (default 2; 1 skips it)")
     p.add_argument("--device", default="auto")
     return p
 
@@ -158,7 +159,32 @@ def main(argv=None) -> int:
           f"x{fast_epoch / pil_epoch:.2f}")
     print(f"   fast-path epoch vs the original's ~{ORIGINAL_STEP_IMAGES_PER_S:.0f} images/s step: "
           f"x{fast_epoch / ORIGINAL_STEP_IMAGES_PER_S:.2f}")
+    if args.ranks > 1 and device.type == "cpu":
+        agg = _torchrun_rate(args, genotype, data_path)
+        print(f"\n3. BPE scores many cells: {args.ranks} cells at once under torchrun, one per process, "
+              f"{max(1, (os.cpu_count() or 1) // args.ranks)} thread(s) each (augment.py, one epoch, whole pipeline)")
+        print(f"   machine throughput: {agg:8.1f} images/s   x{agg / fast_epoch:.2f} vs one process, "
+              f"x{agg / pil_epoch:.2f} vs the DataLoader path, x{agg / ORIGINAL_STEP_IMAGES_PER_S:.2f} vs ~205")
     return 0
+
+
+def _torchrun_rate(args, genotype, data_path: Path) -> float:
+    """Train ``args.ranks`` copies of the cell for one epoch with augment.py under torchrun; summed images/s."""
+    import json
+    import tempfile
+
+    from genotypes import format_genotype
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cells = Path(tmp) / "cells.txt"
+        cells.write_text((format_genotype(genotype) + "\n") * args.ranks)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.ranks}",
+               str(ROOT / "augment.py"), "--name", "bench", "--file", str(cells), "--param", "BPE1", "--epochs", "1",
+               "--dataset", "folder", "--data_path", str(data_path), "--limit_train", str(args.limit_train),
+               "--limit_valid", "256", "--save_path", tmp, "--device", "cpu", "--quiet"]
+        subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        recs = json.loads((Path(tmp) / "bench" / "results.json").read_text())["records"]
+        return sum(r["history"][0]["train_images_per_s"] for r in recs)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ PY=${PY:-.venv/bin/python}
 DATA=${DATA:-../cifar10}
 BENCH=${BENCH:-../shared/benchmarks/nb201_12epoch.csv}
 OUT=${OUT:-searchs/cpu-nb201-profile}
+mkdir -p "$OUT"
 [ -d "$DATA/train" ] || { echo "unpack CIFAR-10 first: ../shared/tools/unpack-cifar10 $DATA" >&2; exit 1; }
 one() {  # method seed
     local dir="$OUT/$1-$2"

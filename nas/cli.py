@@ -28,6 +28,8 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     prog = Path(sys.argv[0]).name
     try:
         return main(argv)
+    except SystemExit as exc:  # argparse's own usage errors (exit 2) and --help (exit 0)
+        return exc.code if isinstance(exc.code, int) else 1
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

@@ -27,6 +27,9 @@ def test_folder_dataset_loads_and_limits(tiny_folder):
 def test_missing_data_names_folder(tmp_path):
     with pytest.raises(NASError, match="train/<class>"):
         load_dataset("folder", tmp_path / "nowhere")
+    with pytest.raises(NASError, match="folder does not exist"):
+        load_dataset("cifar10", tmp_path / "absent", download=False)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(NASError, match="cifar-10-batches-py"):
         load_dataset("cifar10", tmp_path / "empty", download=False)
     with pytest.raises(ValueError, match="allowed: cifar10"):

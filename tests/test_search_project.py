@@ -131,6 +131,6 @@ def test_cli_search_then_project(tmp_path, capsys):
     assert (tmp_path / "s" / "x" / "projection.json").is_file()
     from nas.cli import run_cli
 
-    assert run_cli(search.main, argv[:-1] + ["--space", "s9"]) == 2
+    assert run_cli(search.main, argv + ["--space", "s9"]) == 2
     assert run_cli(project.main, ["--resume_expid", str(tmp_path / "nope")]) == 1
     assert "error:" in capsys.readouterr().err
