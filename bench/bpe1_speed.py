@@ -182,7 +182,9 @@ def _torchrun_rate(args, genotype, data_path: Path) -> float:
                str(ROOT / "augment.py"), "--name", "bench", "--file", str(cells), "--param", "BPE1", "--epochs", "1",
                "--dataset", "folder", "--data_path", str(data_path), "--limit_train", str(args.limit_train),
                "--limit_valid", "256", "--save_path", tmp, "--device", "cpu", "--quiet"]
-        subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if out.returncode:
+            raise SystemExit(f"bench/bpe1_speed.py: the torchrun measurement failed:\n{out.stderr[-3000:]}")
         recs = json.loads((Path(tmp) / "bench" / "results.json").read_text())["records"]
         return sum(r["history"][0]["train_images_per_s"] for r in recs)
 
