@@ -7,11 +7,47 @@ pick a device themselves.
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import torch
 import torch.nn as nn
 
 from genotypes import Genotype, parse_nb201
 from models.ops import DropPath, FactorizedReduce, Identity, ReLUConvBN, StdConv, build_nb201_op, build_op
+
+
+class CellSlot(NamedTuple):
+    """Where one cell sits in a DARTS network: its input channels, own width and reduction flags."""
+
+    C_pp: int
+    C_p: int
+    C: int
+    reduction_prev: bool
+    reduction: bool
+
+
+def darts_stem(in_channels: int, C: int, stem_multiplier: int = 3) -> nn.Sequential:
+    """DARTS' stem: a 3x3 conv to ``stem_multiplier * C`` channels and BatchNorm."""
+    return nn.Sequential(nn.Conv2d(in_channels, stem_multiplier * C, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(stem_multiplier * C))
+
+
+def darts_layout(layers: int, C: int, *, multiplier: Callable[[bool], int] | int = 4,
+                 stem_multiplier: int = 3) -> tuple[list[CellSlot], int]:
+    """The DARTS stacking shared by every DARTS-space network (fixed, supernet, PertNAS): reductions at
+    1/3 and 2/3 depth double the width; a cell outputs ``multiplier(reduction) * C`` channels. Returns the
+    slots and the last cell's output channels."""
+    mult = multiplier if callable(multiplier) else (lambda _r, m=multiplier: m)
+    C_pp = C_p = stem_multiplier * C
+    C_cur, reduction_prev, slots = C, False, []
+    for i in range(layers):
+        reduction = i in (layers // 3, 2 * layers // 3)
+        if reduction:
+            C_cur *= 2
+        slots.append(CellSlot(C_pp, C_p, C_cur, reduction_prev, reduction))
+        reduction_prev = reduction
+        C_pp, C_p = C_p, mult(reduction) * C_cur
+    return slots, C_p
 
 
 class AuxiliaryHead(nn.Module):

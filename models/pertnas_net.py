@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from models.networks import darts_layout, darts_stem
 from models.ops import FactorizedReduce, PoolBN, StdConv, build_op
 
 N_NODES = 4
@@ -107,18 +108,10 @@ class PertNASNetwork(nn.Module):
         if len(switches) != N_EDGES:
             raise ValueError(f"switches must list {N_EDGES} edges, got {len(switches)}")
         self.switches = [list(s) for s in switches]
-        C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
-        C_pp, C_p, C_curr = C_curr, C_curr, C
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                C_curr *= 2
-            self.cells.append(SearchCell(self.switches, C_pp, C_p, C_curr, reduction, reduction_prev))
-            reduction_prev = reduction
-            C_pp, C_p = C_p, N_NODES * C_curr
+        self.stem = darts_stem(in_channels, C, stem_multiplier)
+        slots, C_p = darts_layout(layers, C, multiplier=N_NODES, stem_multiplier=stem_multiplier)
+        self.cells = nn.ModuleList(SearchCell(self.switches, s.C_pp, s.C_p, s.C, s.reduction, s.reduction_prev)
+                                   for s in slots)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_p, n_classes)
 

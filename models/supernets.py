@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from genotypes import Genotype, make_genotype, nb201_from_ops
+from models.networks import darts_layout, darts_stem
 from models.ops import FactorizedReduce, StdConv, build_nb201_op, build_op
 
 Masks = dict[str, torch.Tensor]  # cell type -> bool [n_edges, n_ops] (False = op removed), on the CPU
@@ -242,20 +243,11 @@ class DartsSupernet(Supernet):
             if len(edge_ops[ct]) != n_edges:
                 raise ValueError(f"{ct} cell needs {n_edges} edge op lists, got {len(edge_ops[ct])}")
         self.n_nodes, self.multiplier = n_nodes, multiplier
-        C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
-        C_pp, C_p, C_curr = C_curr, C_curr, C
-        self.cells = nn.ModuleList()
-        reduction_p = False
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                C_curr *= 2
-            ct = "reduce" if reduction else "normal"
-            self.cells.append(DartsSearchCell(edge_ops[ct], n_nodes, multiplier, C_pp, C_p, C_curr, reduction,
-                                              reduction_p))
-            reduction_p = reduction
-            C_pp, C_p = C_p, multiplier * C_curr
+        self.stem = darts_stem(in_channels, C, stem_multiplier)
+        slots, C_p = darts_layout(layers, C, multiplier=multiplier, stem_multiplier=stem_multiplier)
+        self.cells = nn.ModuleList(
+            DartsSearchCell(edge_ops["reduce" if s.reduction else "normal"], n_nodes, multiplier, s.C_pp, s.C_p, s.C,
+                            s.reduction, s.reduction_prev) for s in slots)
         self.gap = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_p, n_classes)
         # node k's incoming edges, as DARTS-PT's nid2eids (which leaves out node 0: it has only 2)

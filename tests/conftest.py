@@ -27,3 +27,14 @@ def make_folder_dataset(root: Path, *, n_classes: int = 3, per_class: int = 8, s
 @pytest.fixture
 def tiny_folder(tmp_path: Path) -> Path:
     return make_folder_dataset(tmp_path / "tiny")
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one torch intra-op thread, restoring the setting afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

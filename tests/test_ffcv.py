@@ -16,12 +16,8 @@ needs_ffcv = pytest.mark.skipif(not ffcv_available(),
                                 reason="ffcv not importable (install with .ci/install-ffcv.sh)")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# one intra-op thread (conftest.one_thread): on a busy shared CPU, spinning threads make tiny nets 10x slower
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny(n_train: int = 24, n_test: int = 12, size: int = 8) -> ImageData:

@@ -28,13 +28,8 @@ from nas.pertnas import (
 search_evolutionary = pytest.importorskip("search_evolutionary")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a busy shared CPU, 2+ spinning threads per process make tiny nets 10x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# one intra-op thread (conftest.one_thread): on a busy shared CPU, spinning threads make tiny nets 10x slower
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _folder_data(root: Path, n_train: int = 16, n_test: int = 8, size: int = 8) -> Path:
