@@ -4,7 +4,7 @@ Follows DARTS (Liu et al., ICLR 2019) as DARTS-PT (Wang et al., ICLR 2021) runs 
 is cut in two (``train_portion``); each step first updates the alphas on a batch of the second half
 (Adam, lr 3e-4, betas (0.5, 0.999), weight decay 1e-3: ``nasbench201/architect_ig.py``), then the
 weights on a batch of the first half (SGD, cosine to ``lr_min`` 0.001, gradient clipping 5).
-``blank`` keeps the alphas uniform and only trains weights (DARTS-PT Sec. 5). ``unrolled`` is DARTS'
+``blank`` keeps the alphas at their near-uniform start and only trains weights (DARTS-PT Sec. 5). ``unrolled`` is DARTS'
 second-order step (BPE's ``architect.py``, pt.darts), with the finite-difference Hessian term of DARTS.
 """
 
@@ -241,14 +241,14 @@ def make_loaders(data, *, batch_size: int, device: torch.device, seed: int, cuto
 
 
 def build_search_model(cfg: SearchConfig, n_classes: int, in_channels: int, device: torch.device) -> Supernet:
-    """The supernet of ``cfg`` with DARTS' alpha initialisation (1e-3 * randn; zeros for 'blank')."""
+    """The supernet of ``cfg`` with DARTS' alpha initialisation, 1e-3 * randn, for 'blank' too: DARTS-PT's
+    blank supernet keeps those near-uniform alphas fixed, so its argmax cell is a random cell, not all 'none'."""
     torch.manual_seed(cfg.seed)
     model = build_supernet(cfg.space, C=cfg.init_channels, layers=cfg.layers, n_classes=n_classes,
                            in_channels=in_channels)
-    if cfg.method == "darts":
-        with torch.no_grad():
-            for a in model.alphas():
-                a.normal_(0.0, 1e-3)
+    with torch.no_grad():
+        for a in model.alphas():
+            a.normal_(0.0, 1e-3)
     return model.to(device)
 
 
