@@ -182,13 +182,6 @@ def read_genotype_file(path: str | Path) -> list[Genotype]:
     return out
 
 
-def write_genotype_file(path: str | Path, genotypes: Iterable[Genotype]) -> None:
-    """Write one genotype per line (atomically)."""
-    from nas.io import atomic_write_text
-
-    atomic_write_text(path, "".join(format_genotype(g) + "\n" for g in genotypes))
-
-
 # ----------------------------------------------------------------------------- NAS-Bench-201
 
 

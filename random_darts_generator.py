@@ -27,17 +27,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     import numpy as np
 
-    from genotypes import write_genotype_file
+    from genotypes import format_genotype
+    from nas.io import atomic_write_text
     from nas.spaces import bpe_random_genotype
 
     args = build_parser().parse_args(argv)
     if args.num <= 0:
         raise UsageError(f"--num must be positive, got {args.num}")
     out = Path(args.saveto)
-    if out.exists() and not args.overwrite:
-        raise NASError(f"{out} exists; pass --overwrite to replace it or choose another --saveto")
     rs = np.random.RandomState(args.seed)
-    write_genotype_file(out, (bpe_random_genotype(rs) for _ in range(args.num)))
+    text = "".join(format_genotype(bpe_random_genotype(rs)) + "\n" for _ in range(args.num))
+    if out.exists() and not args.overwrite:
+        if out.read_text() == text:  # same seed and count: rerunning a pipeline is not an error
+            print(f"{out} already holds these {args.num} genotypes (seed {args.seed}); left as it is")
+            return 0
+        raise NASError(f"{out} exists with other content; pass --overwrite to replace it or choose another --saveto")
+    atomic_write_text(out, text)
     print(f"wrote {args.num} genotypes to {out}")
     return 0
 

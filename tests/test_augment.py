@@ -144,8 +144,11 @@ def test_random_generator_is_seeded_and_safe(tmp_path):
         for node in g.normal + g.reduce:
             assert len({s for _, s in node}) == 2 and all(op != "none" for op, _ in node)
     from nas.cli import NASError
-    with pytest.raises(NASError, match="exists"):
+    before = a.read_text()
+    assert random_darts_generator.main(["--num", "20", "--saveto", str(a), "--seed", "5"]) == 0  # same: no-op
+    with pytest.raises(NASError, match="exists with other content"):
         random_darts_generator.main(["--num", "2", "--saveto", str(a)])
+    assert a.read_text() == before
 
 
 def test_torchrun_two_processes_split_the_genotypes(tiny_folder, tmp_path, cells):
