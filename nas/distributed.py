@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -81,7 +82,20 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
-def cleanup(ctx: DistContext) -> None:
-    """Leave the process group (safe to call when none was joined)."""
-    if ctx.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+def cleanup(ctx: DistContext, *, timeout_s: float = 120.0) -> None:
+    """Leave the process group together (safe to call when none was joined).
+
+    A gloo rank that destroys the group while another still works (rank 0 writing results) can abort
+    at exit ('terminate called without an active exception'), so ranks first meet at a barrier. It is
+    bounded: when a peer has died, the survivor gives up after ``timeout_s`` instead of hanging.
+    """
+    if not (ctx.enabled and dist.is_initialized()):
+        return
+    if ctx.backend == "gloo":
+        try:
+            dist.monitored_barrier(timeout=timedelta(seconds=timeout_s))
+        except RuntimeError:
+            pass  # a peer is gone: leave anyway
+    else:
+        dist.barrier()
+    dist.destroy_process_group()
