@@ -30,10 +30,11 @@ original averages the members' valuation matrices and runs phases 2-3 once on ra
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,11 +42,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from genotypes import PRIMITIVES, Genotype, format_genotype, make_genotype
 from models.pertnas_net import N_EDGES, N_NODES, PertNASNetwork, edge_inputs, node_edges
 from nas.io import atomic_write_json, read_json
+from nas.train import evaluate as evaluate_loader
+from nas.train import train_epoch
 
 log = logging.getLogger(__name__)
 
@@ -146,59 +148,38 @@ def _amp_dtype(device: torch.device, cfg: PertNASConfig) -> torch.dtype | None:
     return torch.float16 if cfg.amp and device.type == "cuda" else None
 
 
-def _batches(loader: Iterable, epoch: int):
+def _batches(loader: Iterable, epoch: int, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One pass of ``loader`` on ``device`` with flat int64 labels (FFCV yields [B, 1] labels)."""
     if hasattr(loader, "set_epoch"):
         loader.set_epoch(epoch)  # TensorLoader: draws depend on (seed, epoch) only, so resumes match
-    return iter(loader)
+    for x, y in loader:
+        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True).long().view(-1)
+
+
+def _cycled(loader: Iterable, epoch_key: int, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Passes epoch_key, epoch_key + 1, ... one after another, until a pass yields nothing."""
+    for rounds in itertools.count():
+        any_batch = False
+        for batch in _batches(loader, epoch_key + rounds, device):
+            any_batch = True
+            yield batch
+        if not any_batch:
+            return
 
 
 def train_steps(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                 *, device: torch.device, amp: torch.dtype | None, max_steps: int | None, epoch_key: int) -> dict:
-    """One pass over ``loader`` (or ``max_steps`` steps, cycling epochs if needed): PertNAS ``train``."""
-    model.train()
-    loss_sum, correct, n, steps = 0.0, 0, 0, 0
-    t0 = time.time()
-    rounds = 0
-    while True:
-        any_batch = False
-        for x, y in _batches(loader, epoch_key + rounds):
-            any_batch = True
-            x = x.to(device, non_blocking=True)
-            y = y.to(device, non_blocking=True).long().view(-1)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                logits = model(x)
-                loss = F.cross_entropy(logits, y)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.detach().argmax(1) == y).sum())
-            n += len(y)
-            steps += 1
-            if max_steps is not None and steps >= max_steps:
-                break
-        rounds += 1
-        if not any_batch or max_steps is None or steps >= max_steps:
-            break
-    return {"loss": loss_sum / max(n, 1), "acc": 100.0 * correct / max(n, 1), "n": n, "steps": steps,
-            "seconds": time.time() - t0}
+    """One pass over ``loader``, or exactly ``max_steps`` steps cycling epochs: PertNAS ``train``, run by the
+    toolkit's one training loop (no gradient clipping, as PertNAS)."""
+    batches = (_batches(loader, epoch_key, device) if max_steps is None
+               else itertools.islice(_cycled(loader, epoch_key, device), max_steps))
+    return train_epoch(model, batches, optimizer, grad_clip=0.0, amp=amp,
+                       scaler=scaler if scaler.is_enabled() else None)
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, *, device: torch.device, amp: torch.dtype | None) -> dict:
-    """Validation loss and top-1 accuracy (percent): PertNAS ``infer``."""
-    model.eval()
-    loss_sum, correct, n = 0.0, 0, 0
-    for x, y in _batches(loader, 0):
-        x = x.to(device, non_blocking=True)
-        y = y.to(device, non_blocking=True).long().view(-1)
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            logits = model(x)
-        loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
-        correct += int((logits.argmax(1) == y).sum())
-        n += len(y)
-    return {"loss": loss_sum / max(n, 1), "acc": 100.0 * correct / max(n, 1), "n": n}
+    """Validation loss and top-1 accuracy (percent): PertNAS ``infer``, via nas.train.evaluate."""
+    return evaluate_loader(model, _batches(loader, 0, device), amp=amp)
 
 
 def _sgd(model: nn.Module, lr: float, cfg: PertNASConfig) -> torch.optim.SGD:
