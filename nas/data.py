@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nas.checkpoint import save_checkpoint
 from nas.cli import NASError
 
 log = logging.getLogger(__name__)
@@ -127,10 +128,7 @@ def _cached_folder_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Te
     x, y, classes = _folder_split(root, split)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
     try:
-        cache.parent.mkdir(exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        torch.save({"x": xt, "y": yt, "n_classes": len(classes)}, tmp)
-        os.replace(tmp, cache)
+        save_checkpoint(cache, {"x": xt, "y": yt, "n_classes": len(classes)})  # atomic: never a torn cache
     except OSError:
         pass  # read-only data folder: decode again next time
     return xt, yt, len(classes)
