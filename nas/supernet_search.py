@@ -176,8 +176,8 @@ def search_epoch(model: Supernet, architect: Architect, w_optim: torch.optim.Opt
 
 @torch.no_grad()
 def supernet_eval(model: Supernet, loader: Iterable, *, masks: Masks | None = None,
-                  batch_stats: bool = False) -> dict[str, float]:
-    """Loss and accuracy (%) of the supernet under ``masks``.
+                  weights: dict[str, torch.Tensor] | None = None, batch_stats: bool = False) -> dict[str, float]:
+    """Loss and accuracy (%) of the supernet under ``masks`` (and explicit op ``weights``, for one-shot scoring).
 
     ``batch_stats``: BatchNorm uses each batch's statistics, as DARTS-PT's projection does
     (``infer(..., eval=False)``), but here without moving the running statistics (momentum 0).
@@ -198,7 +198,7 @@ def supernet_eval(model: Supernet, loader: Iterable, *, masks: Masks | None = No
         correct = torch.zeros((), device=device, dtype=torch.long)
         n = 0
         for x, y in loader:
-            logits = model(x, masks)
+            logits = model(x, masks, weights)
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
             n += y.size(0)

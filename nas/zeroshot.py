@@ -558,29 +558,10 @@ class OneShotEstimator:
         """Loss and accuracy (%) of ``arch`` as a sub-network of the supernet."""
         w = {ct: t.to(self.device) for ct, t in subnet_weights(self.model, arch).items()}
         masks = {ct: (t > 0).cpu() for ct, t in w.items()}
-        model = self.model
-        saved = []
-        if self.batch_stats:  # batch statistics without moving the supernet's running ones
-            model.train()
-            for m in model.modules():
-                if isinstance(m, _BN):
-                    saved.append((m, m.momentum))
-                    m.momentum = 0.0
-        else:
-            model.eval()
-        loss, correct, n = 0.0, 0, 0
-        try:
-            for x, y in self.loader:
-                logits = logits_of_supernet(model, x, masks, w)
-                loss += float(F.cross_entropy(logits, y, reduction="sum"))
-                correct += int((logits.argmax(1) == y).sum())
-                n += int(y.numel())
-        finally:
-            for m, mom in saved:
-                m.momentum = mom
-        if n == 0:
-            raise ValueError("the validation split is empty")
-        return {"loss": loss / n, "acc": 100.0 * correct / n, "n": n}
+        # the supernet's own evaluation (nas.supernet_search), with this sub-network's op weights
+        from nas.supernet_search import supernet_eval
+
+        return supernet_eval(self.model, self.loader, masks=masks, weights=w, batch_stats=self.batch_stats)
 
     def score(self, arch: Any) -> Any:
         """One-shot validation accuracy (%) of ``arch``."""
@@ -589,9 +570,3 @@ class OneShotEstimator:
         t0 = time.perf_counter()
         r = self.evaluate(arch)
         return Score(value=r["acc"], cost_seconds=time.perf_counter() - t0, extras={"loss": r["loss"], "n": r["n"]})
-
-
-def logits_of_supernet(model: nn.Module, x: torch.Tensor, masks: dict, weights: dict) -> torch.Tensor:
-    """Supernet forward with explicit op weights (``forward(x, masks, weights)`` of models.supernets)."""
-    out = model(x, masks, weights)
-    return out[0] if isinstance(out, (tuple, list)) else out
