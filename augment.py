@@ -17,13 +17,15 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from nas.cli import UsageError, run_cli
+from nas.augment import read_archs, resolved_config, run_augment
+from nas.cli import add_runtime_args, run_cli, setup_threads
+from nas.data import add_data_args, data_from_args
+from nas.device import resolve_device
+from nas.distributed import cleanup, init_distributed
+from param_setting import PARAMS, add_budget_args, budget_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from nas.data import add_data_args
-    from param_setting import PARAMS, add_budget_args
-
     p = argparse.ArgumentParser(description="Train architectures from scratch under a budget; resumable.")
     p.add_argument("--name", required=True, help="run name: results go to <save_path>/<name>/")
     src = p.add_mutually_exclusive_group(required=True)
@@ -38,50 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="accepted for compatibility; data is held in memory")
     p.add_argument("--quiet", action="store_true", help="log to the .log file only")
     add_data_args(p)
+    add_runtime_args(p, device=False)
     add_budget_args(p, default="DARTS")
     p.epilog = f"Budget presets: {', '.join(PARAMS)}. Any budget flag overrides the preset's field."
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import os
-
-    import torch
-
-    from genotypes import parse_genotype, read_genotype_file
-    from nas.augment import resolved_config, run_augment
-    from nas.data import data_from_args
-    from nas.distributed import cleanup, init_distributed
-    from nas.spaces import get_space
-    from nas.train import configure_threads, resolve_device
-    from param_setting import budget_from_args
-
     args = build_parser().parse_args(argv)
-    try:
-        budget = budget_from_args(args)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if args.space == "darts":
-        archs = read_genotype_file(args.file) if args.file else [parse_genotype(args.arch)]
-    else:
-        space = get_space("nb201")
-        lines = [ln.strip() for ln in Path(args.file).read_text().splitlines()] if args.file else [args.arch]
-        archs = [space.parse(ln) for ln in lines if ln and not ln.startswith("#")]
-    if args.first is not None:
-        archs = archs[: args.first]
+    budget = budget_from_args(args)
+    archs = read_archs(args.space, file=args.file, text=args.arch, first=args.first)
     ctx = init_distributed(args.device)
     try:
-        if ctx.enabled and ctx.device == "cpu":
-            # one process per genotype: split the cores (tiny BPE nets scale badly over intra-op threads)
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // ctx.world_size))
-        else:
-            configure_threads()
-        device = resolve_device(ctx.device if ctx.enabled else args.device)
+        setup_threads(args.threads, world_size=ctx.world_size if ctx.device == "cpu" else 1)
+        device = resolve_device(ctx.device)
         data = data_from_args(args, budget.image_size)
         run_dir = Path(args.save_path) / args.name
-        config = resolved_config(args, budget)
         doc = run_augment(archs, space_kind=args.space, budget=budget, data=data, device=device, seed=args.seed,
-                          run_dir=run_dir, config=config, overwrite=args.overwrite, quiet=args.quiet, ctx=ctx)
+                          run_dir=run_dir, config=resolved_config(args, budget), overwrite=args.overwrite,
+                          quiet=args.quiet, ctx=ctx)
     finally:
         cleanup(ctx)
     if not ctx.is_main:

@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from nas import ranking
+from nas import bpe_trails, ranking
 from nas.cli import UsageError, get_logger, run_cli
+from nas.estimates import pair_up, read_values
+from nas.io import atomic_write_json, run_metadata
+from nas.plots import estimate_scatter, importance_bars
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="truth column/key (default: cifar10_test_acc for CSV, valid_acc/value for JSON)")
     src.add_argument("--xlsx", help="the BPE trails workbook: evaluate its 32 budget settings and the knob importance")
     p.add_argument("--ks", type=float, nargs="+", default=[k * 100 for k in ranking.DEFAULT_KS],
-                   help="K values in percent of the set (default 1 5 10 20 50)")
+                   help="K values in percent of the set (default 0.1 0.5 1 5 10 20 50, as aw_nas)")
     p.add_argument("--out", help="write the results here as JSON (a list, one object per setting)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out / plot file")
     p.add_argument("--plot", help="scatter PNG of estimate against truth, one panel per setting")
@@ -48,35 +51,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} {path} exists; pass --overwrite to replace it")
 
 
-def _scatter(panels: Sequence[tuple[str, list[float], list[float]]], path: str, truth_name: str) -> None:
-    """One estimate-vs-truth scatter per setting, in a grid."""
-    import math
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(panels)
-    cols = min(n, 4)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
-    for ax, (name, est, tru) in zip(axes.flat, panels):
-        ax.scatter(tru, est, s=6, alpha=0.6)
-        ax.set_title(f"{name}: rho={ranking.spearman(est, tru):.3f}", fontsize=8)
-        ax.set_xlabel(truth_name, fontsize=7)
-        ax.tick_params(labelsize=6)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def _run_xlsx(args: argparse.Namespace, ks: list[float], log) -> tuple[list[dict], list]:
-    from nas import bpe_trails
-
     trails = bpe_trails.read_trails(args.xlsx)
     rows = bpe_trails.evaluate_trails(trails, ks)
     print(ranking.format_table(rows, k_show=("5%", "10%"), extra=("sheet_correlation", "gpu_hours_per_cell")))
@@ -90,8 +65,8 @@ def _run_xlsx(args: argparse.Namespace, ks: list[float], log) -> tuple[list[dict
     for r in rows:
         r["knob_importance"] = imp  # the same table on every row keeps the output a flat list
     if args.importance_plot:
-        bpe_trails.plot_importance(imp, args.importance_plot,
-                                   title=f"BPE trails: knob importance for Spearman ({len(rows)} settings)")
+        importance_bars(imp, args.importance_plot,
+                        title=f"BPE trails: knob importance for Spearman rho ({len(rows)} budget settings)")
         log.info("wrote %s", args.importance_plot)
     panels = [(t, trails.acc[t], trails.truth) for t in trails.tasks]
     return rows, panels
@@ -116,15 +91,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         if not args.estimates or not args.truth:
             raise UsageError("give --estimates FILE and --truth FILE (or --xlsx FILE)")
-        est = ranking.read_values(args.estimates, args.est_col)
+        est = read_values(args.estimates, args.est_col)
         truth_col = args.truth_col
         if truth_col is None and Path(args.truth).suffix.lower() == ".csv":
             truth_col = "cifar10_test_acc"
-        truth_all = ranking.read_values(args.truth, [truth_col] if truth_col else None)
+        truth_all = read_values(args.truth, [truth_col] if truth_col else None)
         truth_name, truth = next(iter(truth_all.items()))
         rows, panels = [], []
         for name, values in est.items():
-            archs, e, t = ranking.pair_up(values, truth)
+            archs, e, t = pair_up(values, truth)
             if len(archs) < 2:
                 raise ValueError(f"{name}: only {len(archs)} of {len(values)} architectures of {args.estimates} "
                                  f"are in {args.truth}")
@@ -136,11 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(ranking.format_table(rows, k_show=tuple(ranking.k_label(k) for k in ks if k in (0.05, 0.1)) or
                                    (ranking.k_label(ks[0]),)))
     if args.plot:
-        _scatter(panels, args.plot, truth_name)
+        estimate_scatter(panels, args.plot, truth_name)
         log.info("wrote %s", args.plot)
     if args.out:
-        from nas.io import atomic_write_json, run_metadata
-
         meta = run_metadata(vars(args), seed=args.seed, started=started)
         for r in rows:
             r["meta"] = {"estimates": args.estimates or args.xlsx, "truth": args.truth or args.xlsx,

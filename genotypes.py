@@ -167,9 +167,15 @@ def read_genotype_file(path: str | Path) -> list[Genotype]:
     """Every non-blank, non-comment line of ``path`` as a Genotype; errors name file and line."""
     path = Path(path)
     try:
-        lines = path.read_text().splitlines()
+        data = path.read_bytes()
     except OSError as exc:
         raise GenotypeError(f"{path}: cannot read ({exc.strerror})") from None
+    if b"\x00" in data:
+        raise GenotypeError(f"{path}: a binary file, not genotype text")
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise GenotypeError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     out = []
     for no, line in enumerate(lines, 1):
         if line.strip() and not line.lstrip().startswith("#"):

@@ -11,7 +11,9 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from nas.cli import run_cli
+from nas.cli import UsageError, run_cli
+from nas.plots import search_curve
+from nas.strategies import ea_sample_cells, load_run, rl_choose_by_prob
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the run and print/write the genotypes."""
-    from nas.cli import UsageError
-    from nas.strategies import ea_sample_cells, load_run, plot_curve, rl_choose_by_prob
-
     args = build_parser().parse_args(argv)
     if args.file is None:
         if args.param is None:
@@ -56,7 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(f"# best value: {run['best_val_acc'][0]}")
         print(run["best_genotype"][0])
-    plot_curve(run, args.method, png)
+    rl = args.method == "RL" and bool(run.get("baseline_reward"))
+    search_curve(run["val_acc"], png, title=f"{args.method}: {Path(args.file).name}",
+                 value_label="estimator value (validation accuracy, %)", baseline=run.get("baseline_reward") if rl
+                 else None, baseline_scale=run.get("run_metadata", {}).get("reward_scale") or 100.0)
     print(f"# plot: {png}")
     return 0
 

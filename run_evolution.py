@@ -11,13 +11,12 @@ import argparse
 from typing import Sequence
 
 from nas.cli import run_cli
+from nas.estimators.factory import add_estimator_args
+from nas.strategies.runner import add_search_args, search_main
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Estimator, budget, data and search flags."""
-    from nas.estimators import add_estimator_args
-    from nas.strategies import add_search_args
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_estimator_args(parser)
     add_search_args(parser, "evolution")
@@ -25,11 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, search, write run_<PARAM>_<run_id>.json."""
-    from nas.strategies import search_main
-
-    args = build_parser().parse_args(argv)
-    return search_main(args, "evolution")
+    """Parse, search, write run_<tag>_<run_id>.json."""
+    return search_main(build_parser().parse_args(argv), "evolution")
 
 
 if __name__ == "__main__":

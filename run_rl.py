@@ -1,4 +1,4 @@
-"""REINFORCE (LSTM controller) search over a space with any estimator (BPE run_rl.py).
+"""REINFORCE search over a space with any estimator (BPE run_rl.py; NAS-Bench-201's REINFORCE on nb201).
 
 Example: ``python run_rl.py --run_id=0 --n_iters=100 --param=BPE1`` or, on the NAS-Bench-201 table,
 ``python run_rl.py --space nb201 --benchmark nb201_12epoch.csv --metric cifar10_valid_acc``.
@@ -11,13 +11,12 @@ import argparse
 from typing import Sequence
 
 from nas.cli import run_cli
+from nas.estimators.factory import add_estimator_args
+from nas.strategies.runner import add_search_args, search_main
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Estimator, budget, data and search flags."""
-    from nas.estimators import add_estimator_args
-    from nas.strategies import add_search_args
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_estimator_args(parser)
     add_search_args(parser, "rl")
@@ -25,11 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, search, write run_<PARAM>_<run_id>.json."""
-    from nas.strategies import search_main
-
-    args = build_parser().parse_args(argv)
-    return search_main(args, "rl")
+    """Parse, search, write run_<tag>_<run_id>.json."""
+    return search_main(build_parser().parse_args(argv), "rl")
 
 
 if __name__ == "__main__":

@@ -181,8 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
+    from nas.device import resolve_device
     from nas.distributed import barrier, cleanup, init_distributed
-    from nas.train import resolve_device
 
     if args.distributed and args.cluster in ("slurm", "tacc"):
         _slurm_env()

@@ -11,6 +11,7 @@ from typing import Callable, NamedTuple
 
 import torch
 import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from genotypes import Genotype, parse_nb201
 from models.ops import DropPath, FactorizedReduce, Identity, ReLUConvBN, StdConv, build_nb201_op, build_op
@@ -233,29 +234,17 @@ def count_params(model: nn.Module, *, exclude_aux: bool = True) -> int:
 
 
 def count_flops(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
-    """Multiply-accumulates of one forward pass on one image (conv and linear layers), eval mode."""
-    total = 0
+    """Multiply-adds of one forward pass on one image in eval mode (convolutions and linear layers).
 
-    def conv_hook(m: nn.Conv2d, inp, out):
-        nonlocal total
-        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
-        total += out.numel() // out.size(0) * k
-
-    def linear_hook(m: nn.Linear, inp, out):
-        nonlocal total
-        total += m.in_features * m.out_features
-
-    hooks = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    hooks += [m.register_forward_hook(linear_hook) for m in model.modules() if isinstance(m, nn.Linear)
-              and not any(m is a for a in getattr(model, "aux_head", nn.Module()).modules())]
+    ``torch.utils.flop_counter`` counts 2 FLOPs per multiply-add of conv/matmul ops (bias, BN, pooling
+    and additions not counted); half of it is the multiply-add count DARTS and BPE report.
+    """
     was_training = model.training
     model.eval()
     try:
         p = next(model.parameters())
-        with torch.no_grad():
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(torch.zeros((1, *input_shape), device=p.device, dtype=p.dtype))
     finally:
         model.train(was_training)
-        for h in hooks:
-            h.remove()
-    return total
+    return int(counter.get_total_flops()) // 2

@@ -265,11 +265,20 @@ class DartsSupernet(Supernet):
             s0, s1 = s1, cell(s0, s1, w, a)
         return self.classifier(torch.flatten(self.gap(s1), 1))
 
-    def genotype(self) -> Genotype:
-        """Argmax cell (DARTS ``genotype()``): per node the 2 edges with the largest non-'none' weight."""
+    def genotype(self, rank_by: str = "weights") -> Genotype:
+        """Argmax cell (DARTS ``genotype()``): per node the 2 edges with the largest non-'none' weight.
+
+        ``rank_by="weights"`` ranks by the (projected) softmax weights as DARTS and DARTS-PT do;
+        ``"alphas"`` by the raw alphas as pt.darts' ``parse`` (genotypes.py 65-80), which BPE's search uses.
+        """
+        if rank_by not in ("weights", "alphas"):
+            raise ValueError(f"unknown rank_by {rank_by!r}; allowed: weights, alphas")
         cells = []
         for ct in self.cell_types:
-            W = self.projected_weights(ct).cpu().tolist()
+            if rank_by == "alphas":
+                W = self.alpha(ct).detach().masked_fill(~getattr(self, f"valid_{ct}"), float("-inf")).cpu().tolist()
+            else:
+                W = self.projected_weights(ct).cpu().tolist()
             ops = self.edge_ops[ct]
             # best non-'none' op of every edge (DARTS' k_best)
             best = [max((i for i, name in enumerate(ops[e]) if name != "none"), key=W[e].__getitem__)
@@ -283,16 +292,6 @@ class DartsSupernet(Supernet):
             cells.append(nodes)
         concat = range(2 + self.n_nodes - self.multiplier, self.n_nodes + 2)
         return make_genotype(cells[0], cells[1], concat, concat)
-
-
-def darts_supernet(space: str, **kwargs) -> DartsSupernet:
-    """The supernet of DARTS space ``s1``..``s5`` (candidates from ``nas.spaces.DartsSpace``)."""
-    from nas.spaces import get_space
-
-    sp = get_space(space)
-    if sp.kind != "darts":
-        raise ValueError(f"{space!r} is not a DARTS space; use nb201_supernet")
-    return DartsSupernet(sp.supernet_ops, **kwargs)
 
 
 # ============================================================================= NAS-Bench-201
@@ -360,20 +359,10 @@ class NB201Supernet(Supernet):
             h = cell(h, w, active) if isinstance(cell, NB201SearchCell) else cell(h)
         return self.classifier(torch.flatten(self.gap(self.lastact(h)), 1))
 
-    def genotype(self) -> str:
-        """Argmax arch string (DARTS-PT ``genotype()``: argmax over all 5 ops, 'none' included)."""
+    def genotype(self, rank_by: str = "weights") -> str:
+        """Argmax arch string (DARTS-PT ``genotype()``: argmax over all 5 ops, 'none' included).
+
+        Per edge the argmax of softmax and of the raw alphas agree, so ``rank_by`` changes nothing here."""
         W = self.projected_weights("cell").cpu()
         ops = self.edge_ops["cell"]
         return nb201_from_ops([ops[e][int(W[e, : len(ops[e])].argmax())] for e in range(self.n_edges)])
-
-
-def nb201_supernet(**kwargs) -> NB201Supernet:
-    """The NAS-Bench-201 supernet with all 5 ops on every edge."""
-    return NB201Supernet(**kwargs)
-
-
-def build_supernet(space: str, *, C: int, layers: int, n_classes: int, in_channels: int = 3) -> Supernet:
-    """``nb201`` (``layers`` = cells per stage) or ``s1``..``s5``/``darts`` (``layers`` = cells)."""
-    if space.lower() == "nb201":
-        return NB201Supernet(C=C, N=layers, n_classes=n_classes, in_channels=in_channels)
-    return darts_supernet(space, C=C, layers=layers, n_classes=n_classes, in_channels=in_channels)

@@ -8,24 +8,23 @@ finished architecture plus run metadata), ``<name>.log``, ``tb/`` (tensorboard),
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from nas.cli import NASError, get_logger
-from nas.io import atomic_write_json, read_json, run_metadata
+from torch.utils.tensorboard import SummaryWriter
 
+from genotypes import GenotypeError, format_genotype, parse_genotype, read_genotype_file
+from nas.distributed import DistContext, all_gather_object, barrier, broadcast_object
+from nas.errors import ConfigError, NASError
+from nas.io import atomic_write_json, get_logger, read_json, read_text_file, run_metadata
+from nas.rundir import RunFolder, normalize_path
+from nas.spaces import get_space
+from nas.train import train_architecture
 
-def _same_config(old: dict[str, Any], new: dict[str, Any]) -> str | None:
-    """Name the first field that differs (None when equal), ignoring fields that do not change results."""
-    for k in sorted(set(old) | set(new)):
-        if k in ("overwrite", "device", "workers", "print_freq"):
-            continue
-        if json.dumps(old.get(k), sort_keys=True, default=str) != json.dumps(new.get(k), sort_keys=True, default=str):
-            return f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
-    return None
+# flags that change no result: a rerun may differ in them (a larger --first trains more of the same list)
+IGNORED = ("overwrite", "device", "workers", "print_freq", "quiet", "first", "threads")
 
 
 def run_augment(archs: Sequence, *, space_kind: str, budget, data, device, seed: int, run_dir: Path,
@@ -35,23 +34,30 @@ def run_augment(archs: Sequence, *, space_kind: str, budget, data, device, seed:
     Under torchrun (``ctx`` from nas.distributed.init_distributed) rank r trains every world_size-th pending
     architecture; records are gathered after each round and rank 0 alone writes results, config and log.
     """
-    from torch.utils.tensorboard import SummaryWriter
-
-    from nas.distributed import DistContext, all_gather_object, barrier, broadcast_object
-    from nas.train import train_architecture
-
     ctx = ctx or DistContext()
     run_dir = Path(run_dir)
+    folder = RunFolder(run_dir, config, ignore=IGNORED, what=f"run folder {run_dir}")
+    try:
+        return _run(archs, folder, space_kind=space_kind, budget=budget, data=data, device=device, seed=seed,
+                    config=config, overwrite=overwrite, quiet=quiet, ctx=ctx)
+    finally:
+        folder.close()
+
+
+def _run(archs: Sequence, folder: RunFolder, *, space_kind: str, budget, data, device, seed: int,
+         config: dict[str, Any], overwrite: bool, quiet: bool, ctx: DistContext) -> dict[str, Any]:
+    run_dir = folder.path
     res_path = run_dir / "results.json"
     problem = None
     if ctx.is_main:
         try:
-            _prepare_run_dir(run_dir, config, overwrite)
+            folder.open(overwrite=overwrite)
         except NASError as exc:
-            problem = str(exc)
+            problem = f"{type(exc).__name__}:{exc}"
     problem = broadcast_object(problem, ctx)  # every rank stops on rank 0's refusal, not just rank 0
     if problem:
-        raise NASError(problem)
+        name, msg = problem.split(":", 1)
+        raise (ConfigError if name == "ConfigError" else NASError)(msg)
     barrier(ctx)
     log_file = run_dir / f"{run_dir.name}.log" if ctx.is_main else None
     logger = get_logger(f"augment.{run_dir.name}.{ctx.rank}", log_file, quiet=quiet or not ctx.is_main)
@@ -74,7 +80,7 @@ def run_augment(archs: Sequence, *, space_kind: str, budget, data, device, seed:
                 logger.info("%strain %s", tag, texts[mine])
                 rec = {"index": mine, **train_architecture(
                     archs[mine], space_kind=space_kind, budget=budget, data=data, device=device, seed=seed,
-                    workdir=workdir, logger=logger, writer=writer, tag=tag)}
+                    workdir=workdir, logger=logger, writer=writer, tag=tag, tb_prefix=f"arch_{mine:03d}")}
             for r in all_gather_object(rec, ctx):
                 if r is None or not ctx.is_main:
                     continue
@@ -94,29 +100,38 @@ def run_augment(archs: Sequence, *, space_kind: str, budget, data, device, seed:
     return doc
 
 
-def _prepare_run_dir(run_dir: Path, config: dict[str, Any], overwrite: bool) -> None:
-    """Refuse to mix two configs in one run folder; write the resolved config."""
-    cfg_path, res_path = run_dir / "config.json", run_dir / "results.json"
-    if run_dir.exists() and (cfg_path.exists() or res_path.exists()):
-        if overwrite:
-            shutil.rmtree(run_dir)
-        elif cfg_path.exists():
-            diff = _same_config(read_json(cfg_path), config)
-            if diff:
-                raise NASError(f"{run_dir} holds a run with another config ({diff}); use another --name, "
-                               "or --overwrite to replace it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cfg_path, config)
-
-
 def data_text(arch, space_kind: str) -> str:
-    from genotypes import format_genotype
-
     return format_genotype(arch) if space_kind == "darts" else str(arch)
 
 
 def resolved_config(args, budget) -> dict[str, Any]:
     """Every flag plus the budget actually used (written as config.json next to the results)."""
-    cfg = {k: v for k, v in vars(args).items() if k not in dataclasses.asdict(budget)}
+    skip = set(dataclasses.asdict(budget)) | {"w_lr", "fp"}
+    cfg = {k: v for k, v in vars(args).items() if k not in skip}
+    cfg["data_path"] = normalize_path(cfg.get("data_path"))
+    cfg["save_path"] = normalize_path(cfg.get("save_path"))
     cfg["budget"] = dataclasses.asdict(budget)
     return cfg
+
+
+def read_archs(space_kind: str, *, file: str | None = None, text: str | None = None,
+               first: int | None = None) -> list:
+    """The architectures of ``--file`` (one per line; # comments) or ``--arch`` (a published name or text)."""
+    if first is not None and first < 1:
+        raise ConfigError(f"--first must be positive, got {first}")
+    if space_kind == "darts":
+        archs = read_genotype_file(file) if file else [parse_genotype(text)]
+    else:
+        space = get_space("nb201")
+        archs = []
+        lines = read_text_file(file).splitlines() if file else [text]
+        for i, line in enumerate(lines, 1):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                try:
+                    archs.append(space.parse(line))
+                except ValueError as exc:
+                    raise GenotypeError(f"{file or '--arch'}:{i}: {exc}") from None
+    if not archs:
+        raise ConfigError(f"no architectures in {file or '--arch'}")
+    return archs[:first] if first is not None else archs

@@ -152,21 +152,3 @@ def knob_importance(rows: Sequence[dict[str, Any]], *, target: str = "spearman",
     ev = optuna.importance.FanovaImportanceEvaluator(n_trees=n_trees, seed=seed)
     imp = optuna.importance.get_param_importances(study, evaluator=ev, normalize=True)
     return {k: float(imp.get(k, 0.0)) for k in knobs}
-
-
-def plot_importance(importance: dict[str, float], path: str | Path, *, title: str) -> None:
-    """Horizontal bar plot of knob importances."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    items = sorted(importance.items(), key=lambda kv: kv[1])
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.barh([k for k, _ in items], [v for _, v in items], color="#4C72B0")
-    ax.set_xlabel("fANOVA importance (sum = 1)")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

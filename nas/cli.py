@@ -1,64 +1,64 @@
-"""What every entry script shares: the error contract and a logger that writes a .log file.
+"""What every entry script shares: the error contract, a logger that writes a .log file, device/thread flags.
 
-Scripts call ``run_cli(main, argv)``: a ``UsageError`` exits 2, any ``NASError`` exits 1, and each
-prints one line (no traceback) naming the bad value. Set ``NAS_DEBUG=1`` for the traceback.
+Scripts call ``run_cli(main, argv)``: a ``ValueError`` (``ConfigError``, an unknown name, a bad
+number) exits 2; any other ``NASError``, an ``OSError`` or a malformed input file (``GenotypeError``)
+exits 1; each prints one line on stderr naming the bad value (``NAS_DEBUG=1`` shows the traceback).
+The core raises those errors; only scripts map them to exit codes.
 """
 
 from __future__ import annotations
 
-import logging
+import argparse
 import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from genotypes import GenotypeError
+from nas.errors import ConfigError, NASError
+from nas.io import get_logger
 
-class NASError(Exception):
-    """A runtime failure the user can act on (missing data, corrupt checkpoint, ...): exit 1."""
+UsageError = ConfigError  # the name scripts and older code use for a bad setting (exit 2)
 
-
-class UsageError(NASError):
-    """Bad command-line input (unknown name, bad value): exit 2."""
+__all__ = ["ConfigError", "NASError", "UsageError", "add_runtime_args", "get_logger", "run_cli", "setup_threads"]
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Call ``main`` and turn the toolkit's errors into one line on stderr and an exit code."""
-    from genotypes import GenotypeError
-
     prog = Path(sys.argv[0]).name
     try:
         return main(argv)
     except SystemExit as exc:  # argparse's own usage errors (exit 2) and --help (exit 0)
         return exc.code if isinstance(exc.code, int) else 1
-    except UsageError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except (NASError, GenotypeError, ValueError, FileNotFoundError) as exc:
+    except (ValueError, NASError, OSError, MemoryError, RecursionError) as exc:
         if os.environ.get("NAS_DEBUG"):
             raise
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 1
+        # a bad setting or value is a usage error (2); malformed content of an input file is runtime (1)
+        code = 2 if isinstance(exc, ValueError) and not isinstance(exc, GenotypeError) else 1
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, OSError) and not isinstance(exc, NASError):
+            msg = f"{exc.strerror or type(exc).__name__}: {exc.filename}" if exc.filename else msg
+        elif isinstance(exc, (MemoryError, RecursionError)):
+            msg = f"input too large to process ({type(exc).__name__})"
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
 
 
-def get_logger(name: str, log_file: str | Path | None = None, *, quiet: bool = False) -> logging.Logger:
-    """A logger printing to stderr and, if given, appending to ``log_file``."""
-    logger = logging.getLogger(name)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
-        h.close()
-    fmt = logging.Formatter("%(asctime)s %(message)s", datefmt="%m/%d %H:%M:%S")
-    if not quiet:
-        sh = logging.StreamHandler(sys.stderr)
-        sh.setFormatter(fmt)
-        logger.addHandler(sh)
-    if log_file is not None:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(log_file)
-        fh.setFormatter(fmt)
-        logger.addHandler(fh)
-    return logger
+def add_runtime_args(parser: argparse.ArgumentParser, *, device: bool = True) -> None:
+    """``--device`` (auto, cpu, cuda, cuda:N) and ``--threads`` (torch CPU threads)."""
+    if device:
+        parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: all cores; on a shared CPU 1 per process avoids spinning)")
+
+
+def setup_threads(threads: int | None, *, world_size: int = 1) -> None:
+    """Apply ``--threads``; without it use every core, split between the processes of a torchrun job."""
+    from nas.device import configure_threads
+
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be positive, got {threads}")
+    configure_threads(threads, world_size=world_size)

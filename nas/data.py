@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from nas.checkpoint import save_checkpoint
-from nas.cli import NASError
+from nas.errors import NASError
+from nas.seeds import child_seed
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,8 @@ def load_dataset(name: str, data_path: str | Path, *, image_size: int | None = N
     """Train and validation images of a dataset as uint8 tensors resized to ``image_size``.
 
     ``valid='test'`` validates on the test split (what BPE does); a float ``p`` keeps the first ``p`` of
-    train for training and validates on the rest (DARTS' ``--train_portion``). ``limit_*`` keep the first N.
+    train for training and validates on the rest (DARTS' ``--train_portion``); ``'none'`` loads train
+    only (zero-shot proxies need no validation images). ``limit_*`` keep the first N.
     """
     name = name.lower()
     if name not in DATASETS:
@@ -178,7 +180,9 @@ def load_dataset(name: str, data_path: str | Path, *, image_size: int | None = N
         if valid == "test":
             x, y = _torchvision_split(name, root, False, download)
             vx, vy = torch.from_numpy(x), torch.from_numpy(y).long()
-    if valid != "test":
+    if valid == "none":
+        vx, vy = tx[:0], ty[:0]
+    elif valid != "test":
         portion = float(valid)
         if not 0.0 < portion < 1.0:
             raise ValueError(f"--train_portion must be in (0, 1), got {portion}")
@@ -191,7 +195,7 @@ def load_dataset(name: str, data_path: str | Path, *, image_size: int | None = N
         tx, ty = tx[:limit_train], ty[:limit_train]
     if limit_valid:
         vx, vy = vx[:limit_valid], vy[:limit_valid]
-    if len(ty) == 0 or len(vy) == 0:
+    if len(ty) == 0 or (len(vy) == 0 and valid != "none"):
         raise NASError(f"{name} at {root}: empty train or validation split")
     if name in STATS:
         mean, std = STATS[name]
@@ -242,7 +246,7 @@ class TensorLoader:
 
     def __iter__(self):
         n = len(self.y)
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        g = torch.Generator().manual_seed(child_seed(self.seed, "epoch", self.epoch))
         # every random draw of the epoch at once, moved to the device once
         order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
         if self.augment:

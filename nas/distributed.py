@@ -14,6 +14,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from nas.device import resolve_device
+
 
 @dataclass
 class DistContext:
@@ -38,24 +40,16 @@ def init_distributed(device: str = "auto") -> DistContext:
     """Join the torchrun job described by the environment, or return a single-process context."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return DistContext(device=_pick_device(device, 0))
+        return DistContext(device=str(resolve_device(device)))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    dev = _pick_device(device, local)
-    backend = "nccl" if dev.startswith("cuda") else "gloo"
-    if dev.startswith("cuda"):
-        torch.cuda.set_device(local)  # each rank its own GPU
+    dev = resolve_device(device, local_rank=local)
+    backend = "nccl" if dev.type == "cuda" else "gloo"
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)  # each rank its own GPU
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
-    return DistContext(rank=rank, world_size=world, local_rank=local, backend=backend, device=dev)
-
-
-def _pick_device(device: str, local_rank: int) -> str:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        return f"cuda:{local_rank}"
-    return device
+    return DistContext(rank=rank, world_size=world, local_rank=local, backend=backend, device=str(dev))
 
 
 def broadcast_object(obj: Any, ctx: DistContext, src: int = 0) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas.cli import NASError
+from nas.errors import NASError
 from nas.io import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import platform
 import sys
@@ -11,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from nas.errors import NASError
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -57,14 +60,36 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    """Read JSON, turning a missing or corrupt file into one clear ``ValueError``."""
+    """Read JSON, turning a missing or corrupt file into one clear ``NASError``."""
     path = Path(path)
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
+        raise NASError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise NASError(f"{path}: is a folder, not a JSON file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        raise NASError(f"{path}: not valid JSON ({exc})") from None
+
+
+def read_text_file(path: str | Path, *, max_bytes: int = 64 << 20) -> str:
+    """A UTF-8 text file as a string; NASError (one line, naming the file) when missing, binary or huge."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise NASError(f"{path}: {size} bytes is too large for a text input (limit {max_bytes})")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NASError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise NASError(f"{path}: is a folder, not a text file") from None
+    if b"\x00" in data:
+        raise NASError(f"{path}: a binary file, not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NASError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def versions() -> dict[str, str]:
@@ -93,3 +118,31 @@ def run_metadata(config: Any, *, seed: int | None, started: float) -> dict[str, 
         "elapsed_seconds": round(time.time() - started, 3),
         "argv": sys.argv,
     }
+
+
+def attach_log_file(logger: logging.Logger, path: str | Path) -> None:
+    """Also append ``logger``'s records to ``path`` (once), in the format of ``nas.cli.get_logger``."""
+    path = Path(path)
+    if any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve() for h in logger.handlers):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = logging.FileHandler(path)
+    fh.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%m/%d %H:%M:%S"))
+    logger.addHandler(fh)
+
+
+def get_logger(name: str, log_file: str | Path | None = None, *, quiet: bool = False) -> logging.Logger:
+    """A logger printing to stderr (unless ``quiet``) and, if given, appending to ``log_file``."""
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+        h.close()
+    if not quiet:
+        sh = logging.StreamHandler(sys.stderr)
+        sh.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%m/%d %H:%M:%S"))
+        logger.addHandler(sh)
+    if log_file is not None:
+        attach_log_file(logger, log_file)
+    return logger

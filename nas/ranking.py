@@ -8,6 +8,7 @@ Definitions follow Ning et al., "Evaluating Efficient Performance Estimators of 
   within the true top ``k``; P@bottomK the same for the bottom ``k`` (``p_at_tb_k`` there);
 - BR@K / WR@K: the best / worst true rank among the estimator's top ``k`` (``minmax_n_at_k``),
   as a position (1 = best architecture) and as a fraction of N (what aw_nas plots);
+- KT@topK / KT@bottomK: Kendall's tau within the estimator's top / bottom ``k`` (``p_at_tb_k``);
 - the one-shot average: the mean of the estimates (``"oneshot average": np.mean(x)``).
 
 Higher estimate and higher truth both mean "better". Ties are broken by position (stable sort),
@@ -17,13 +18,13 @@ where aw_nas' ``argsort()[::-1]`` breaks them by reverse position; only tied val
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from scipy import stats
 
-DEFAULT_KS: tuple[float, ...] = (0.01, 0.05, 0.10, 0.20, 0.50)
+# aw_nas evaluation.py: P@tbK at 0.1%, 0.5%, 1%, 5%, 10%, 50% (and 100%), BR/WR@K up to 20%
+DEFAULT_KS: tuple[float, ...] = (0.001, 0.005, 0.01, 0.05, 0.10, 0.20, 0.50)
 
 
 def _arrays(est: Sequence[float], truth: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -121,6 +122,26 @@ def br_wr_at_k(est: Sequence[float], truth: Sequence[float], ratio: float) -> tu
     return int(ranks.min()) + 1, int(ranks.max()) + 1
 
 
+def kendall_at_top_bottom_k(est: Sequence[float], truth: Sequence[float], ratio: float
+                            ) -> tuple[float | None, float | None] | None:
+    """Kendall tau within the estimator's top and bottom ``int(K*N)`` (aw_nas ``p_at_tb_k``'s kd_at_topk /
+    kd_at_bottomk: tau between estimate and truth over the set the estimator ranks highest / lowest);
+    None if k < 1, a None element where the set is too small or constant to correlate."""
+    e, t = _arrays(est, truth)
+    n = e.size
+    k = n_at_ratio(n, ratio)
+    if k < 1:
+        return None
+    order = best_first(e)
+
+    def tau(idx: np.ndarray) -> float | None:
+        if idx.size < 2 or _constant(e[idx], t[idx]):
+            return None
+        return float(stats.kendalltau(e[idx], t[idx]).statistic)
+
+    return tau(order[:k]), tau(order[n - k:])
+
+
 def oneshot_average(est: Sequence[float]) -> float:
     """aw_nas' 'one-shot average': the mean of the estimates (e.g. mean one-shot accuracy)."""
     return float(np.mean(np.asarray(est, dtype=float)))
@@ -154,7 +175,7 @@ def evaluate_all(est: Sequence[float], truth: Sequence[float], ks: Sequence[floa
         "pearson": pearson(e, t),
         "oneshot_average": oneshot_average(e),
         "p_at_top_k": {}, "p_at_bottom_k": {}, "br_at_k": {}, "wr_at_k": {},
-        "br_rank_at_k": {}, "wr_rank_at_k": {},
+        "br_rank_at_k": {}, "wr_rank_at_k": {}, "kendall_top_k": {}, "kendall_bottom_k": {},
     }
     for ratio in ks:
         lab = k_label(ratio)
@@ -166,6 +187,7 @@ def evaluate_all(est: Sequence[float], truth: Sequence[float], ks: Sequence[floa
         br, wr = br_wr_at_k(e, t, ratio)  # type: ignore[misc]
         out["br_rank_at_k"][lab], out["wr_rank_at_k"][lab] = br, wr
         out["br_at_k"][lab], out["wr_at_k"][lab] = br / e.size, wr / e.size
+        out["kendall_top_k"][lab], out["kendall_bottom_k"][lab] = kendall_at_top_bottom_k(e, t, ratio)
     # NaN is not JSON: a constant estimator has no correlation
     for key in ("kendall_tau", "spearman", "pearson"):
         if not math.isfinite(out[key]):
@@ -196,106 +218,3 @@ def format_table(rows: Sequence[dict[str, Any]], *, k_show: Sequence[str] = ("5%
         cells += [f(r.get(x), 10) for x in extra]
         lines.append(" ".join(cells))
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading (architecture, value) pairs from the toolkit's files
-
-ARCH_COLUMNS = ("arch_str", "genotype", "arch")
-_RECORD_LISTS = ("records", "history", "results", "evaluations", "archs")
-_NON_ESTIMATES = {"seconds", "cost_seconds", "index", "arch_index", "seed"}
-
-
-def arch_key(text: str) -> str:
-    """Canonical text of an architecture, so that spellings of one cell match (NB201 string or Genotype)."""
-    from genotypes import format_genotype, parse_genotype
-    from nas.spaces import NB201Space
-
-    text = str(text).strip()
-    if text.startswith("|"):
-        return NB201Space().key(text)
-    return format_genotype(parse_genotype(text))
-
-
-def _read_csv_columns(path: Path, cols: Sequence[str] | None) -> dict[str, dict[str, float]]:
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the same user problem
-        raise ValueError(f"{path}: not a readable CSV ({type(exc).__name__}: {exc})") from None
-    arch_col = next((c for c in ARCH_COLUMNS if c in df.columns), None)
-    if arch_col is None:
-        raise ValueError(f"{path}: no architecture column ({'/'.join(ARCH_COLUMNS)}); "
-                         f"columns: {', '.join(map(str, df.columns))}")
-    numeric = [c for c in df.columns if c != arch_col and df[c].dtype.kind in "fiu"]
-    if cols is None:
-        cols = [c for c in numeric if c not in _NON_ESTIMATES]
-        if not cols:
-            raise ValueError(f"{path}: no numeric column to evaluate")
-    for c in cols:
-        if c not in numeric:
-            raise ValueError(f"{path}: no numeric column {c!r}; numeric columns: {', '.join(numeric) or 'none'}")
-    keys = []
-    for i, a in enumerate(df[arch_col]):
-        try:
-            keys.append(arch_key(a))
-        except ValueError as exc:
-            raise ValueError(f"{path}: row {i + 2}: bad architecture {str(a)[:60]!r} ({exc})") from None
-    return {c: dict(zip(keys, map(float, df[c]))) for c in cols}
-
-
-def _read_json_records(path: Path, cols: Sequence[str] | None) -> dict[str, dict[str, float]]:
-    doc = _read_json(path)
-    recs = doc if isinstance(doc, list) else next(
-        (doc[k] for k in _RECORD_LISTS if isinstance(doc, dict) and isinstance(doc.get(k), list)), None)
-    if not recs or not all(isinstance(r, dict) for r in recs):
-        raise ValueError(f"{path}: no list of records (a top-level list or one of keys {', '.join(_RECORD_LISTS)})")
-    if cols is None:  # augment.py records carry valid_acc, strategy runs carry value
-        first = recs[0]
-        cols = [next((c for c in ("valid_acc", "value", "score", "best_valid_acc") if c in first), "valid_acc")]
-    out: dict[str, dict[str, float]] = {c: {} for c in cols}
-    for i, r in enumerate(recs):
-        text = next((r[k] for k in ("genotype", "arch_str", "arch") if k in r), None)
-        if text is None:
-            raise ValueError(f"{path}: record {i} has no genotype/arch_str/arch")
-        try:
-            key = arch_key(text)
-        except ValueError as exc:
-            raise ValueError(f"{path}: record {i}: bad architecture ({exc})") from None
-        for c in cols:
-            if c not in r:
-                raise ValueError(f"{path}: record {i} has no {c!r}; keys: {', '.join(r)}")
-            out[c][key] = float(r[c])
-    return out
-
-
-def _read_json(path: Path) -> Any:
-    from nas.io import read_json
-
-    return read_json(path)
-
-
-def read_values(path: str | Path, cols: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
-    """{column: {arch key: value}} from a CSV (zero_shot.py, a benchmark table), a results/run JSON,
-    or the BPE xlsx (its Ground_truth sheet); ``cols=None`` takes every estimate column."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return _read_csv_columns(path, cols)
-    if suffix == ".json":
-        return _read_json_records(path, cols)
-    if suffix in (".xlsx", ".xls"):
-        from nas.bpe_trails import read_ground_truth
-
-        gt = read_ground_truth(path)
-        return {"ground_truth": {arch_key(g): acc for g, acc in gt.values()}}
-    raise ValueError(f"{path}: unknown file type {suffix!r}; allowed: .csv, .json, .xlsx")
-
-
-def pair_up(est: dict[str, float], truth: dict[str, float]) -> tuple[list[str], list[float], list[float]]:
-    """The architectures both sides know, in the estimates' order."""
-    common = [a for a in est if a in truth]
-    return common, [est[a] for a in common], [truth[a] for a in common]

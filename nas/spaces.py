@@ -1,4 +1,10 @@
-"""Search spaces: the DARTS space (S5) with DARTS-PT's reduced spaces S1-S4, and NAS-Bench-201.
+"""Search spaces: the DARTS space, DARTS-PT's S1-S5, and NAS-Bench-201.
+
+Two names for the DARTS cell, each what its paper searches: ``darts`` is pt.darts' space as BPE's
+search.py uses it (8 candidates per edge, ``'none'`` included, genotypes.py 9-18 there); ``s5`` is
+DARTS-PT's (sota/cnn/spaces.py 80-92: the same 7 ops with ``'none'`` left out). Discrete cells never
+hold ``'none'``, so the two differ only in the supernet (the softmax, the alpha dynamics and what
+projection can pick).
 
 Every space turns an architecture into a vector of integer choices and back (what an RL controller
 samples and evolution mutates), samples and mutates with a caller's ``random.Random``, and
@@ -21,6 +27,7 @@ from genotypes import (
     nb201_ops,
     parse_genotype,
 )
+from nas.errors import ConfigError
 
 N_NODES = 4  # intermediate nodes of a DARTS cell
 N_EDGES = sum(range(2, N_NODES + 2))  # 14 candidate edges per cell
@@ -43,14 +50,16 @@ _S1_REDUCE = [["max_pool_3x3", "avg_pool_3x3"], ["max_pool_3x3", "dil_conv_3x3"]
               ["max_pool_3x3", "sep_conv_3x3"], ["skip_connect", "dil_conv_3x3"], ["skip_connect", "dil_conv_5x5"],
               ["max_pool_3x3", "avg_pool_3x3"], ["max_pool_3x3", "avg_pool_3x3"], ["skip_connect", "dil_conv_5x5"],
               ["skip_connect", "dil_conv_5x5"], ["skip_connect", "dil_conv_5x5"]]
-_FULL = [op for op in PRIMITIVES]
+_FULL = [op for op in PRIMITIVES]  # pt.darts / BPE: 7 ops and 'none' last
+_S5 = [op for op in PRIMITIVES if op != "none"]  # DARTS-PT: 'none' commented out
 
 DARTS_SPACE_OPS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
     "s1": (_S1_NORMAL, _S1_REDUCE),
     "s2": ([["skip_connect", "sep_conv_3x3"]] * N_EDGES,) * 2,
     "s3": ([["none", "skip_connect", "sep_conv_3x3"]] * N_EDGES,) * 2,
     "s4": ([["noise", "sep_conv_3x3"]] * N_EDGES,) * 2,
-    "s5": ([_FULL] * N_EDGES,) * 2,
+    "s5": ([_S5] * N_EDGES,) * 2,
+    "darts": ([_FULL] * N_EDGES,) * 2,
 }
 
 
@@ -67,7 +76,7 @@ class DartsSpace:
     def __init__(self, name: str = "s5", *, n_nodes: int = N_NODES):
         name = name.lower()
         if name not in DARTS_SPACE_OPS:
-            raise ValueError(f"unknown DARTS space {name!r}; allowed: {', '.join(DARTS_SPACE_OPS)}")
+            raise ConfigError(f"unknown DARTS space {name!r}; allowed: {', '.join(DARTS_SPACE_OPS)}")
         if n_nodes != N_NODES:
             raise ValueError("only 4-node DARTS cells are supported")
         self.name = name
@@ -215,19 +224,17 @@ class NB201Space:
         return arch
 
 
-SPACES = ("nb201", "s1", "s2", "s3", "s4", "s5", "darts")
+SPACES = ("nb201", "darts", "s1", "s2", "s3", "s4", "s5")
 
 
 def get_space(name: str) -> DartsSpace | NB201Space:
-    """``nb201``, ``darts`` (= s5) or ``s1``..``s5``."""
-    key = name.lower()
+    """``nb201``, ``darts`` (pt.darts/BPE, with 'none') or ``s1``..``s5`` (DARTS-PT's; S5 without 'none')."""
+    key = str(name).lower()
     if key == "nb201":
         return NB201Space()
-    if key == "darts":
-        key = "s5"
     if key in DARTS_SPACE_OPS:
         return DartsSpace(key)
-    raise ValueError(f"unknown space {name!r}; allowed: {', '.join(SPACES)}")
+    raise ConfigError(f"unknown space {name!r}; allowed: {', '.join(SPACES)}")
 
 
 def parse_alphas(alpha_rows: Sequence[Sequence[float]], *, n_nodes: int = N_NODES, k: int = 2,

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import augment
+import nas.augment
 import nas.train
 import random_darts_generator
 from genotypes import read_genotype_file
@@ -47,7 +48,7 @@ def test_augment_writes_records_and_resumes_without_retraining(tiny_folder, tmp_
             raise SimulatedKill
         return real(arch, **kw)
 
-    monkeypatch.setattr(nas.train, "train_architecture", counting)
+    monkeypatch.setattr(nas.augment, "train_architecture", counting)
     with pytest.raises(SimulatedKill):
         _run(tiny_folder, tmp_path, cells)
     run = tmp_path / "exp" / "run"
@@ -56,14 +57,14 @@ def test_augment_writes_records_and_resumes_without_retraining(tiny_folder, tmp_
     assert (run / "arch_001" / "checkpoint.pt").exists()  # the interrupted genotype kept its epoch checkpoint
 
     calls.clear()
-    monkeypatch.setattr(nas.train, "train_architecture", real)
+    monkeypatch.setattr(nas.augment, "train_architecture", real)
     seen = []
 
     def recording(arch, **kw):
         seen.append(str(arch))
         return real(arch, **kw)
 
-    monkeypatch.setattr(nas.train, "train_architecture", recording)
+    monkeypatch.setattr(nas.augment, "train_architecture", recording)
     assert _run(tiny_folder, tmp_path, cells) == 0
     genos = [str(g) for g in read_genotype_file(cells)]
     assert seen == genos[1:]  # genotype 0 is not retrained
@@ -81,22 +82,24 @@ def test_augment_writes_records_and_resumes_without_retraining(tiny_folder, tmp_
     assert _run(tiny_folder, tmp_path, cells) == 0 and seen == []  # a finished run trains nothing
 
 
-def test_resumed_training_equals_uninterrupted(tiny_folder, tmp_path):
+def test_resumed_training_equals_uninterrupted(tiny_folder, tmp_path, monkeypatch):
     data = load_dataset("folder", tiny_folder, image_size=8)
     budget = BPE1.replace(epochs=2, layers=3, init_channels=4, image_size=8, batch_size=8)
     arch = read_genotype_file(_write_one(tmp_path))[0]
     kw = dict(space_kind="darts", data=data, device=torch.device("cpu"), seed=7)
     full = nas.train.train_architecture(arch, budget=budget, workdir=tmp_path / "a", **kw)
-    nas.train.train_architecture(arch, budget=budget.replace(epochs=1), workdir=tmp_path / "b", **kw)
+    real_save = nas.train.save_checkpoint
+
+    def save_then_die(path, state):  # a kill right after the first epoch's checkpoint
+        real_save(path, state)
+        raise SimulatedKill
+
+    monkeypatch.setattr(nas.train, "save_checkpoint", save_then_die)
+    with pytest.raises(SimulatedKill):
+        nas.train.train_architecture(arch, budget=budget, workdir=tmp_path / "b", **kw)
+    monkeypatch.setattr(nas.train, "save_checkpoint", real_save)
     state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1
-    # the one-epoch run used a one-epoch cosine schedule; put the two-epoch schedule's state in its place
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(torch.optim.SGD([torch.zeros(1)], lr=budget.lr), 2)
-    sched.step()
-    state["scheduler"] = sched.state_dict()
-    for g in state["optimizer"]["param_groups"]:
-        g["lr"] = sched.get_last_lr()[0]
-    torch.save(state, tmp_path / "b" / "checkpoint.pt")
     resumed = nas.train.train_architecture(arch, budget=budget, workdir=tmp_path / "b", **kw)
     assert [h["valid_acc"] for h in resumed["history"]] == [h["valid_acc"] for h in full["history"]]
     assert resumed["history"][-1]["train_loss"] == pytest.approx(full["history"][-1]["train_loss"], rel=1e-6)
@@ -128,7 +131,8 @@ def test_bad_inputs_exit_nonzero_with_one_line(tiny_folder, tmp_path, cells, cap
     before = (tmp_path / "exp" / "run" / "results.json").read_text()
     code = run_cli(augment.main, ["--name", "run", "--file", str(cells), "--data_path", str(tiny_folder),
                                   "--save_path", str(tmp_path / "exp"), *TINY, "--first", "1", "--lr", "0.5"])
-    assert code == 1 and "another config" in capsys.readouterr().err
+    # one run-folder contract for every tool: another setting under an existing name is a usage error (2)
+    assert code == 2 and "other settings (budget.epochs: 1 -> 2)" in capsys.readouterr().err
     assert (tmp_path / "exp" / "run" / "results.json").read_text() == before
 
 

@@ -7,9 +7,9 @@ import random
 import pytest
 
 from genotypes import parse_genotype
-from nas.benchmarks import NB201Table
+from nas.benchmarks import NB201Table, to_nb301_genotype
 from nas.cli import NASError, UsageError
-from nas.estimators import TableEstimator, to_nb301_genotype
+from nas.estimators import TableEstimator
 from nas.spaces import NB201Space
 
 

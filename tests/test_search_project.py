@@ -11,9 +11,9 @@ import torch
 from nas.checkpoint import load_checkpoint
 from nas.cli import UsageError
 from nas.data import ImageData
-from nas.projection import ProjectionConfig, run_projection
 from nas.spaces import get_space
-from nas.supernet_search import SearchConfig, run_search
+from nas.supernet.projection import ProjectionConfig, run_projection
+from nas.supernet.search import SearchConfig, run_search
 
 CPU = torch.device("cpu")
 

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-import nas.strategies as strategies
 from nas.estimators import TableEstimator
 from tests.test_benchmarks import make_table
 
@@ -29,8 +28,11 @@ def test_kill_and_resume_redoes_nothing(tmp_path, monkeypatch, full_table, scrip
     mod = __import__(script)
     calls = []
     real = TableEstimator.score
+    kill_at = {"n": None}
 
     def counting(self, arch):
+        if len(calls) == kill_at["n"]:  # a kill after that many completed (and checkpointed) evaluations
+            raise Killed
         calls.append(arch)
         return real(self, arch)
 
@@ -44,15 +46,11 @@ def test_kill_and_resume_redoes_nothing(tmp_path, monkeypatch, full_table, scrip
     assert len(calls) == 9
     calls.clear()
 
-    def kill_after(n):
-        if n == 5:  # mid-batch: evaluation 5 is the first of the third batch of 2
-            raise Killed
-
-    monkeypatch.setitem(strategies._TEST_HOOK, "after_eval", kill_after)
+    kill_at["n"] = 5  # mid-batch: evaluation 5 is the first of the third batch of 2
     with pytest.raises(Killed):
         mod.main([*argv, "--output_path", str(tmp_path / "run")])
     assert len(calls) == 5 and not (tmp_path / "run" / "run_t_0.json").exists()
-    monkeypatch.delitem(strategies._TEST_HOOK, "after_eval")
+    kill_at["n"] = None
     assert mod.main([*argv, "--output_path", str(tmp_path / "run")]) == 0
     assert len(calls) == 9, "a finished evaluation was scored again"
     got = json.loads((tmp_path / "run" / "run_t_0.json").read_text())
@@ -81,7 +79,7 @@ def test_corrupt_checkpoint_is_one_clear_error(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,code,msg", [
-    (["--space", "nb999"], 1, "unknown space"),
+    (["--space", "nb999"], 2, "unknown space"),  # a usage error: exit 2, as the README promises
     (["--metric", "nope"], 2, "metric column 'nope'"),
 ])
 def test_bad_input_one_line(tmp_path, capsys, args, code, msg):

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from genotypes import NB201_OPS, parse_nb201
-from models.supernets import DartsSupernet, NB201Supernet, build_supernet
+from models.supernets import DartsSupernet, NB201Supernet
 from nas.spaces import get_space
+from nas.supernet.search import build_supernet
 
 
 def _copy_without(src: torch.nn.Module, dst: torch.nn.Module, edge: int, op: int, cell_filter) -> None:

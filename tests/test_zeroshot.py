@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nas import zeroshot as zs
+from nas.estimators import zeroshot as zs
+from nas.estimators.oneshot import OneShotEstimator, subnet_weights
 
 
 def _linear(seed: int = 0, d_in: int = 5, n_out: int = 3, bias: bool = True) -> nn.Linear:
@@ -216,9 +217,9 @@ def test_oneshot_estimator_on_tiny_nb201_supernet(tmp_path):
     y = torch.randint(0, 10, (24,), generator=g)
     data = data_mod.ImageData(name="tiny", train_x=x, train_y=y, valid_x=x, valid_y=y, n_classes=10,
                               mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
-    est = zs.OneShotEstimator(str(tmp_path), data, "cpu", batch_size=8)
+    est = OneShotEstimator(str(tmp_path), data, "cpu", batch_size=8)
     arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
-    w = zs.subnet_weights(est.model, arch)["cell"]
+    w = subnet_weights(est.model, arch)["cell"]
     ops = est.model.edge_ops["cell"]
     assert w.sum() == 6 and all(ops[e][int(w[e].argmax())] == op for e, op in
                                 enumerate(["nor_conv_3x3", "skip_connect", "nor_conv_1x1", "none", "avg_pool_3x3",
@@ -226,7 +227,7 @@ def test_oneshot_estimator_on_tiny_nb201_supernet(tmp_path):
     s = est.score(arch)
     assert 0.0 <= s.value <= 100.0 and s.extras["n"] == 24
     # second computation: count correct predictions of the same forward by hand, one batch of all 24
-    est2 = zs.OneShotEstimator(str(tmp_path), data, "cpu", batch_size=24)
+    est2 = OneShotEstimator(str(tmp_path), data, "cpu", batch_size=24)
     masks = {"cell": w > 0}
     est2.model.train()
     with torch.no_grad():

@@ -6,7 +6,7 @@ Each measure follows its reference implementation:
   (per-layer arrays over every Conv2d / Linear weight, summed as in ``predictive.find_measures``);
 - relu_logdet: Mellor et al., "Neural Architecture Search without Training" (ICML 2021, NASWOT):
   log-determinant of the summed Hamming kernel of the ReLU activation codes;
-- params and flops (multiply-accumulates of conv and linear layers for one image).
+- params and flops (``models.networks.count_params`` / ``count_flops``: multiply-adds for one image).
 
 Every measure works on its own deep copy of the network (``get_prunable_copy`` there), in train
 mode as a freshly built network is, so batch norm uses the batch statistics. Higher = better for all.
@@ -23,6 +23,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from models.networks import build_network, count_flops, count_params
+from nas.data import TensorLoader, load_dataset
+from nas.device import resolve_device
+from nas.estimators.base import Score
 
 MEASURES: tuple[str, ...] = ("grad_norm", "snip", "grasp", "fisher", "jacob_cov", "synflow", "relu_logdet",
                              "params", "flops")
@@ -63,70 +68,32 @@ def _sum_weights(layers: Sequence[nn.Module], fn: Callable[[nn.Module], torch.Te
 
 def grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy) -> float:
     """Sum over layers of the L2 norm of the loss gradient w.r.t. the layer weight (measures/grad_norm.py)."""
-    net = _copy(model)
-    loss_fn(logits_of(net, x), y).backward()
-    return _sum_weights(prunable_layers(net), lambda m: m.weight.grad.norm())
+    return _loss_grad_pass(model, x, y, ["grad_norm"], loss_fn)["grad_norm"]
 
 
 def snip(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy) -> float:
     """SNIP saliency sum |dL/dmask| at mask = 1, i.e. sum |w * dL/dw| (measures/snip.py, Lee et al. 2019)."""
-    # zero-cost-nas multiplies each weight by a ones mask and differentiates w.r.t. the mask:
-    # d L(w * m) / d m at m = 1 is w * dL/dw, so the mask is not needed for the same number.
-    net = _copy(model)
-    loss_fn(logits_of(net, x), y).backward()
-    return _sum_weights(prunable_layers(net), lambda m: (m.weight * m.weight.grad).abs())
+    return _loss_grad_pass(model, x, y, ["snip"], loss_fn)["snip"]
 
 
-def grasp(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy,
-          T: float = 1.0) -> float:
+def grasp(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy) -> float:
     """GraSP: sum of -w * (H g) with g the loss gradient and H the Hessian (measures/grasp.py, Wang et al. 2020)."""
-    net = _copy(model)
-    layers = prunable_layers(net)
-    weights = [m.weight for m in layers]
-    # pass 1: g = dL/dw, a constant vector
-    loss = loss_fn(logits_of(net, x) / T, y)
-    g = torch.autograd.grad(loss, weights, allow_unused=True)
-    # pass 2: d(g . dL/dw)/dw = H g, left in .grad
-    loss = loss_fn(logits_of(net, x) / T, y)
-    gf = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
-    z = sum((gi.detach() * fi).sum() for gi, fi in zip(g, gf) if gi is not None and fi is not None)
-    if not torch.is_tensor(z):  # no weight reached the loss
-        return 0.0
-    z.backward()
-    # "-theta * Hg": zero-cost-nas keeps the minus sign because accuracy correlates with it negated
-    return _sum_weights(layers, lambda m: -m.weight * m.weight.grad)
+    return _loss_grad_pass(model, x, y, ["grasp"], loss_fn)["grasp"]
 
 
 def fisher(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy) -> float:
-    """Fisher channel saliency (Theis et al. 2018) as zero-cost-nas measures/fisher.py sums it.
-
-    Per output channel k of each conv/linear layer: 0.5 * mean_n (sum_spatial act * dL/dact)^2; zero-cost-nas
-    then broadcasts each channel's value over that channel's ``weight.shape[1:]`` entries before summing, so
-    a channel counts ``weight[0].numel()`` times; we keep that factor to match its numbers.
-    """
-    net = _copy(model)
-    layers = prunable_layers(net)
-    per_layer: dict[int, torch.Tensor] = {}
-    handles = _fisher_hooks(layers, per_layer)
-    try:
-        loss_fn(logits_of(net, x), y).backward()
-    finally:
-        for h in handles:
-            h.remove()
-    total = 0.0
-    for layer in layers:
-        if id(layer) in per_layer:
-            total += float(per_layer[id(layer)].abs().double().sum()) * layer.weight[0].numel()
-    return total
+    """Fisher channel saliency (Theis et al. 2018) as zero-cost-nas measures/fisher.py sums it (see _fisher_hooks)."""
+    return _loss_grad_pass(model, x, y, ["fisher"], loss_fn)["fisher"]
 
 
 def jacob_cov(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
     """Score of the correlations of input Jacobians (Mellor et al. v1; measures/jacob_cov.py); NaN on failure."""
-    net = _copy(model)
-    x = x.detach().clone().requires_grad_(True)
-    out = logits_of(net, x)
-    out.backward(torch.ones_like(out))
-    return _jacob_score(_input_grad(x))
+    return _input_pass(model, x, ["jacob_cov"])["jacob_cov"]
+
+
+def relu_logdet(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
+    """NASWOT score: log|K_H| with K_H summed over ReLUs of N_A - hamming(c_i, c_j) (Mellor et al. 2021)."""
+    return _input_pass(model, x, ["relu_logdet"])["relu_logdet"]
 
 
 @torch.no_grad()
@@ -155,57 +122,14 @@ def _remove_batchnorm(net: nn.Module) -> None:
                 setattr(parent, name, nn.Identity())
 
 
-@torch.no_grad()
-def relu_logdet(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
-    """NASWOT score: log|K_H| with K_H summed over ReLUs of N_A - hamming(c_i, c_j) (Mellor et al. 2021)."""
-    net = _copy(model)
-    n = x.shape[0]
-    K = torch.zeros((n, n), dtype=torch.float64)
-
-    def hook(_m: nn.Module, inp: tuple, _out: torch.Tensor) -> None:
-        nonlocal K
-        code = (inp[0].reshape(n, -1) > 0).double()
-        # x x^T counts shared active units, (1-x)(1-x)^T shared inactive ones: N_A - Hamming distance
-        K = K + (code @ code.t() + (1.0 - code) @ (1.0 - code).t()).cpu()
-
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
-    try:
-        logits_of(net, x)
-    finally:
-        for h in handles:
-            h.remove()
-    _sign, logdet = np.linalg.slogdet(K.numpy())
-    return float(logdet)
-
-
 def params(model: nn.Module, x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> float:
     """Number of parameters (the auxiliary head excluded, as the networks count them)."""
-    return float(sum(p.numel() for name, p in model.named_parameters()
-                     if not (name.startswith("aux_head") or "auxiliary" in name)))
+    return float(count_params(model))
 
 
-@torch.no_grad()
 def flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> float:
-    """Multiply-accumulates of conv and linear layers for one input image (BN, pooling, adds not counted)."""
-    net = _copy(model)
-    net.eval()
-    total = 0
-
-    def hook(m: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(m, nn.Conv2d):
-            # each output element costs C_in/groups * kh * kw MACs
-            total += out[0].numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-        else:
-            total += m.in_features * m.out_features
-
-    handles = [m.register_forward_hook(hook) for m in prunable_layers(net)]
-    try:
-        logits_of(net, x[:1])
-    finally:
-        for h in handles:
-            h.remove()
-    return float(total)
+    """Multiply-adds of conv and linear layers for one input image (``models.networks.count_flops``)."""
+    return float(count_flops(model, tuple(x.shape[1:])))
 
 
 _FUNCS: dict[str, Callable[..., float]] = {
@@ -246,12 +170,13 @@ def _fisher_hooks(layers: Sequence[nn.Module], per_layer: dict[int, torch.Tensor
     return [layer.register_forward_hook(fwd_hook) for layer in layers]
 
 
-def _shared_loss_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Sequence[str],
+def _loss_grad_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: Sequence[str],
                       loss_fn: Callable) -> dict[str, float]:
     """grad_norm, snip, fisher from one forward/backward, and grasp reusing that pass as its first one.
 
-    The same numbers as the separate functions (each measure there also starts from the same weights and
-    batch; batch norm uses batch statistics, so the shared pass changes nothing they see).
+    The one implementation of these four measures: asked for one name it is that measure alone (as
+    zero-cost-nas computes it, on its own copy); asked for several, they share the pass and get the same
+    numbers (each starts from the same weights and batch, and batch norm uses batch statistics).
     """
     net = _copy(model)
     layers = prunable_layers(net)
@@ -284,7 +209,7 @@ def _shared_loss_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names:
     return out
 
 
-def _shared_input_pass(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> dict[str, float]:
+def _input_pass(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> dict[str, float]:
     """jacob_cov and relu_logdet from one forward pass (NASWOT also reads its codes in the Jacobian's pass)."""
     net = _copy(model)
     n = x.shape[0]
@@ -338,7 +263,7 @@ def compute_measures(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: 
     """Every named measure of ``model`` on the batch ``(x, y)``; adds wall time per group to ``seconds``.
 
     ``shared=True`` computes measures that need the same pass together (half the cost on CPU, equal numbers);
-    ``shared=False`` runs each function on its own copy exactly as zero-cost-nas does.
+    ``shared=False`` runs each measure in a pass of its own, on its own copy, as zero-cost-nas does.
     """
     names = check_measures(names)
     groups: list[tuple[str, Callable[[], dict[str, float]]]] = []
@@ -347,9 +272,9 @@ def compute_measures(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: 
         lg = [n for n in names if n in _LOSS_GRAD]
         ip = [n for n in names if n in _INPUT_PASS]
         if lg:
-            groups.append(("+".join(lg), lambda: _shared_loss_grad(model, x, y, lg, loss_fn)))
+            groups.append(("+".join(lg), lambda: _loss_grad_pass(model, x, y, lg, loss_fn)))
         if ip:
-            groups.append(("+".join(ip), lambda: _shared_input_pass(model, x, ip)))
+            groups.append(("+".join(ip), lambda: _input_pass(model, x, ip)))
         rest = [n for n in names if n not in _LOSS_GRAD and n not in _INPUT_PASS]
     for n in rest:
         groups.append((n, lambda n=n: {n: _FUNCS[n](model, x, y)}))
@@ -389,22 +314,15 @@ def default_net_config(space_kind: str, *, n_classes: int, input_size: int, in_c
 
 
 def build_net(arch: Any, cfg: NetConfig) -> nn.Module:
-    """The network of ``arch`` (an NB201 string or a Genotype) as ``cfg`` says."""
-    from models.networks import DartsNetwork, NB201Network
-
-    if cfg.space_kind == "nb201":
-        return NB201Network(arch, C=cfg.C, N=cfg.layers, n_classes=cfg.n_classes, in_channels=cfg.in_channels)
-    return DartsNetwork(arch, C=cfg.C, n_classes=cfg.n_classes, layers=cfg.layers, input_size=cfg.input_size,
-                        in_channels=cfg.in_channels, auxiliary=False, drop_path_prob=0.0)
+    """The network of ``arch`` (an NB201 string or a Genotype) as ``cfg`` says (no auxiliary head)."""
+    return build_network(arch, space_kind=cfg.space_kind, C=cfg.C, layers=cfg.layers, n_classes=cfg.n_classes,
+                         input_size=cfg.input_size, in_channels=cfg.in_channels)
 
 
 class BatchSource:
     """One fixed training batch per seed (zero-cost-nas' ``get_some_data``: 1 random batch)."""
 
     def __init__(self, data: Any, *, batch_size: int, device: torch.device | str = "cpu"):
-        from nas.data import TensorLoader
-
-        self._loader_cls = TensorLoader
         self.data = data
         self.batch_size = batch_size
         self.device = torch.device(device)
@@ -414,7 +332,7 @@ class BatchSource:
         """The batch of ``seed``: shuffled deterministically, no augmentation."""
         if seed not in self._cache:
             d = self.data
-            loader = self._loader_cls(d.train_x, d.train_y, batch_size=self.batch_size, shuffle=True,
+            loader = TensorLoader(d.train_x, d.train_y, batch_size=self.batch_size, shuffle=True,
                                       augment=False, mean=d.mean, std=d.std, device=self.device, seed=seed)
             x, y = next(iter(loader))
             self._cache[seed] = (x, y)
@@ -446,20 +364,17 @@ class ZeroShotEstimator:
 
     def __init__(self, name: str, space: Any = "nb201", data: Any = None, device: torch.device | str = "cpu",
                  seeds: Sequence[int] = (20,), *, batch_size: int = 64, net_config: NetConfig | None = None,
-                 space_kind: str | None = None, seed: int | None = None, dataset: str | None = None,
-                 data_path: str | None = None):
-        # space_kind / seed / dataset / data_path: what nas.estimators.build_estimator offers from CLI args
+                 dataset: str | None = None, data_path: str | None = None):
+        # ``data`` (ImageData) or ``dataset`` + ``data_path`` (loaded on the first score)
         self.name = check_measures([name])[0]
-        kind = space_kind or (space if isinstance(space, str) else getattr(space, "kind", None))
+        kind = space if isinstance(space, str) else getattr(space, "kind", None)
         self.kind = "nb201" if kind == "nb201" else "darts" if kind in ("darts", "s1", "s2", "s3", "s4", "s5") \
             else None
         if self.kind is None:
             raise ValueError(f"unknown space {kind!r} for a zero-shot estimator; allowed: nb201, darts, s1-s5")
         self.space = space
-        if isinstance(device, str) and device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        self.seeds = [seed] if seed is not None and tuple(seeds) == (20,) else list(seeds)
+        self.device = resolve_device(device)
+        self.seeds = list(seeds)
         if not self.seeds:
             raise ValueError("ZeroShotEstimator needs at least one seed")
         self.batch_size = batch_size
@@ -475,10 +390,7 @@ class ZeroShotEstimator:
         if self.data is None:
             if not self._dataset or not self._data_path:
                 raise ValueError("a zero-shot estimator needs data: pass data=ImageData or dataset and data_path")
-            from nas.data import load_dataset
-
-            # only training batches are used: a train_portion split avoids decoding the test set
-            self.data = load_dataset(self._dataset, self._data_path, valid=0.98)
+            self.data = load_dataset(self._dataset, self._data_path, valid="none")
         d = self.data
         self.cfg = self.net_config or default_net_config(self.kind, n_classes=d.n_classes,
                                                          input_size=int(d.train_x.shape[-1]),
@@ -487,8 +399,6 @@ class ZeroShotEstimator:
 
     def score(self, arch: Any) -> Any:
         """The measure of ``arch`` averaged over the seeds, with its wall-clock cost."""
-        from nas.estimators import Score  # owned by the estimators module; imported late on purpose
-
         self._ready()
         if isinstance(arch, str) and not isinstance(self.space, str) and hasattr(self.space, "parse"):
             arch = self.space.parse(arch)
@@ -496,77 +406,3 @@ class ZeroShotEstimator:
                                              names=[self.name], device=self.device)
         return Score(value=float(values[self.name]), cost_seconds=seconds,
                      extras={"measure": self.name, "seeds": self.seeds})
-
-
-# ---------------------------------------------------------------------------------------------
-# One-shot estimator: accuracy of the architecture inside a trained supernet (aw_nas' one-shot study)
-
-
-def subnet_weights(model: Any, arch: Any) -> dict[str, torch.Tensor]:
-    """One-hot op weights per cell type selecting ``arch`` in ``model`` (all other ops and edges off)."""
-    out: dict[str, torch.Tensor] = {}
-    if model.kind == "nb201":
-        from genotypes import nb201_ops
-
-        picks = {"cell": list(enumerate(nb201_ops(arch)))}  # NB201 edge order is the arch string's order
-    else:
-        from nas.spaces import edge_index
-
-        picks = {ct: [(edge_index(node, src), op) for node, pairs in enumerate(getattr(arch, ct))
-                      for op, src in pairs] for ct in model.cell_types}
-    for ct in model.cell_types:
-        w = torch.zeros(model.n_edges, model.n_ops)
-        for e, op in picks[ct]:
-            cands = model.edge_ops[ct][e]
-            if op not in cands:
-                raise ValueError(f"op {op!r} is not a candidate of {ct} edge {e} in this supernet; "
-                                 f"allowed: {', '.join(cands)}")
-            w[e, cands.index(op)] = 1.0
-        out[ct] = w
-    return out
-
-
-class OneShotEstimator:
-    """Validation accuracy of ``arch`` in a trained supernet (a search.py run), every other op masked.
-
-    The chosen op of each edge gets weight 1 and the rest are not run (single-path, as a weight-sharing
-    evaluation of one architecture in Ning et al. 2021); batch norm uses batch statistics by default
-    (``batch_stats``), as DARTS-PT evaluates sub-networks, since the running statistics belong to the
-    whole supernet. Use a search checkpoint before projection: projected edges keep their projected op.
-    """
-
-    def __init__(self, run_dir: str, data: Any, device: torch.device | str = "cpu", *, epoch: int | None = None,
-                 batch_size: int = 256, limit_valid: int | None = None, batch_stats: bool = True,
-                 name: str = "oneshot"):
-        from nas.data import TensorLoader
-        from nas.supernet_search import build_search_model, load_search
-
-        self.name = name
-        self.device = torch.device(device)
-        cfg, state = load_search(run_dir, epoch=epoch, device=self.device)
-        self.model = build_search_model(cfg, data.n_classes, int(data.valid_x.shape[1]), self.device)
-        self.model.load_state_dict(state["model"])
-        vx, vy = data.valid_x, data.valid_y
-        if limit_valid:
-            vx, vy = vx[:limit_valid], vy[:limit_valid]
-        self.loader = TensorLoader(vx, vy, batch_size=batch_size, shuffle=False, augment=False, mean=data.mean,
-                                   std=data.std, device=self.device)
-        self.batch_stats = batch_stats
-
-    @torch.no_grad()
-    def evaluate(self, arch: Any) -> dict[str, float]:
-        """Loss and accuracy (%) of ``arch`` as a sub-network of the supernet."""
-        w = {ct: t.to(self.device) for ct, t in subnet_weights(self.model, arch).items()}
-        masks = {ct: (t > 0).cpu() for ct, t in w.items()}
-        # the supernet's own evaluation (nas.supernet_search), with this sub-network's op weights
-        from nas.supernet_search import supernet_eval
-
-        return supernet_eval(self.model, self.loader, masks=masks, weights=w, batch_stats=self.batch_stats)
-
-    def score(self, arch: Any) -> Any:
-        """One-shot validation accuracy (%) of ``arch``."""
-        from nas.estimators import Score
-
-        t0 = time.perf_counter()
-        r = self.evaluate(arch)
-        return Score(value=r["acc"], cost_seconds=time.perf_counter() - t0, extras={"loss": r["loss"], "n": r["n"]})

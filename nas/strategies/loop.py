@@ -1,0 +1,102 @@
+"""The resumable, torchrun-aware search loop shared by every strategy.
+
+``run_search`` proposes a batch of candidates, scores them (one per rank under torchrun), tells the
+strategy, and checkpoints after every completed evaluation, so a rerun after a kill never repeats
+finished work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nas.checkpoint import get_rng_state, save_checkpoint, set_rng_state
+from nas.distributed import DistContext, all_gather_object, broadcast_object
+from nas.errors import NASError
+from nas.estimators.base import arch_text, call_score
+from nas.strategies.base import Strategy
+
+
+class EvalFailed(NASError):
+    """An estimator failed on some rank; re-raised everywhere so no rank hangs."""
+
+
+def run_search(strategy: Strategy, encoding: Any, estimator: Any, *, n_iters: int, batch: int = 1,
+               ckpt_path: str | Path | None = None, resume_state: dict | None = None, ctx: DistContext | None = None,
+               logger: Any = None, writer: Any = None, config_key: dict | None = None) -> list[dict]:
+    """Propose, score (spread over ranks), tell, checkpoint; returns the history (rank 0; [] elsewhere)."""
+    ctx = ctx or DistContext()
+    history: list[dict] = []
+    pending: dict | None = None
+    if ctx.is_main and resume_state is not None:
+        history = list(resume_state["history"])
+        pending = resume_state.get("pending")
+        strategy.load_state_dict(resume_state["strategy"])
+        set_rng_state(resume_state["rng"])
+        if logger:
+            logger.info("resumed from %s: %d evaluations done%s", ckpt_path, len(history),
+                        f", {len(pending['results'])}/{len(pending['vecs'])} of a batch" if pending else "")
+
+    def save() -> None:
+        if ctx.is_main and ckpt_path is not None:
+            save_checkpoint(ckpt_path, {"history": history, "pending": pending, "strategy": strategy.state_dict(),
+                                        "rng": get_rng_state(), "config_key": config_key or {}})
+
+    while True:
+        if ctx.is_main:
+            if pending is None and len(history) < n_iters:
+                vecs = strategy.propose(min(batch, n_iters - len(history)), len(history))
+                pending = {"vecs": vecs, "results": {}}
+                save()  # strategy state after proposing: a resume re-uses these candidates
+            msg = None if pending is None else {"vecs": pending["vecs"], "done": sorted(pending["results"])}
+        else:
+            msg = None
+        msg = broadcast_object(msg, ctx)
+        if msg is None:
+            break
+        vecs, done = msg["vecs"], set(msg["done"])
+        todo = [j for j in range(len(vecs)) if j not in done]
+        mine = todo[ctx.rank::ctx.world_size]  # one candidate per rank (round-robin if batch > ranks)
+        local: dict[int, Any] = {}
+        for j in mine:
+            idx = len(history) + j if ctx.is_main else None
+            try:
+                arch = encoding.decode(vecs[j])
+                s = call_score(estimator, arch, tag=f"eval_{(idx if idx is not None else j):04d}")
+                local[j] = {"value": float(s.value), "cost_seconds": float(s.cost_seconds), "extras": s.extras}
+            except Exception as exc:  # noqa: BLE001 - forwarded so that every rank stops together
+                if not ctx.enabled:
+                    raise
+                local[j] = {"error": f"{type(exc).__name__}: {exc}"}
+            if ctx.is_main and "error" not in local[j]:
+                pending["results"][j] = local[j]
+                save()  # checkpoint after every completed evaluation
+        gathered = all_gather_object(local, ctx)
+        errors = [r["error"] for g in gathered for r in g.values() if "error" in r]
+        if errors:
+            raise EvalFailed(f"evaluation failed: {errors[0]}")
+        if not ctx.is_main:
+            continue
+        for g in gathered:
+            pending["results"].update(g)
+        results = [pending["results"][j] for j in range(len(vecs))]
+        logs = strategy.tell(vecs, [r["value"] for r in results])
+        for v, r, lg in zip(vecs, results, logs):
+            arch = encoding.decode(v)
+            rec = {"index": len(history), "sample": [int(x) for x in v], "arch": encoding.format(arch),
+                   "value": r["value"], "cost_seconds": r["cost_seconds"], "extras": r["extras"], **lg}
+            history.append(rec)
+            best = max(h["value"] for h in history)
+            if logger:
+                logger.info("eval %d/%d value %.4f best %.4f cost %.2fs arch %s", rec["index"] + 1, n_iters,
+                            rec["value"], best, rec["cost_seconds"], arch_text(rec["arch"]))
+                if "baseline" in lg:  # BPE run_rl.py's line, read by parse_json.py
+                    logger.info("step = %d, baseline reward = %.5f", rec["index"], lg["baseline"])
+            if writer is not None:
+                writer.add_scalar("search/value", rec["value"], rec["index"])
+                writer.add_scalar("search/best_so_far", best, rec["index"])
+                if "baseline" in lg:
+                    writer.add_scalar("search/baseline_reward", lg["baseline"], rec["index"])
+        pending = None
+        save()
+    return history
