@@ -76,14 +76,18 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
-def cleanup(ctx: DistContext, *, timeout_s: float = 120.0) -> None:
+def cleanup(ctx: DistContext, *, timeout_s: float = 120.0, failed: bool = False) -> None:
     """Leave the process group together (safe to call when none was joined).
 
     A gloo rank that destroys the group while another still works (rank 0 writing results) can abort
     at exit ('terminate called without an active exception'), so ranks first meet at a barrier. It is
-    bounded: when a peer has died, the survivor gives up after ``timeout_s`` instead of hanging.
+    bounded: when a peer has died, the survivor gives up after ``timeout_s`` instead of hanging. A rank
+    leaving on an error (``failed``) does not wait: its error line comes at once, torchrun stops the rest.
     """
     if not (ctx.enabled and dist.is_initialized()):
+        return
+    if failed:
+        dist.destroy_process_group()
         return
     if ctx.backend == "gloo":
         try:
