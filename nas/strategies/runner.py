@@ -91,7 +91,7 @@ def add_search_args(parser: argparse.ArgumentParser, method: str | None) -> None
                         help="controller learning rate (default: bpe 0.1 as BPE's --lr, nb201 0.5 as AutoDL's "
                              "REINFORCE.sh, lstm 0.1); training lr: --w_lr")
         rl.add_argument("--momentum_baseline", "--momentum", dest="baseline_momentum", default=0.9, type=float,
-                        help="EMA momentum of the reward baseline (BPE --momentum, default 0.9); training: --w_momentum")
+                        help="EMA momentum of the reward baseline (BPE --momentum, 0.9); training: --w_momentum")
         rl.add_argument("--w_momentum", dest="momentum", default=None, type=float, help="training SGD momentum")
         parser.add_argument("--controller", default="auto", choices=list(CONTROLLERS),
                             help="auto (bpe in DARTS spaces, nb201 on nb201), bpe (= logits: BPE's zero-initialised "
