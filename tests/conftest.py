@@ -38,3 +38,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def make_image_data(n_train: int = 32, n_valid: int = 16, size: int = 8, n_classes: int = 3, seed: int = 0):
+    """A tiny random ``nas.data.ImageData`` (uint8 images) for supernet and training tests."""
+    import torch
+
+    from nas.data import ImageData
+
+    g = torch.Generator().manual_seed(seed)
+    tx = torch.randint(0, 256, (n_train, 3, size, size), dtype=torch.uint8, generator=g)
+    vx = torch.randint(0, 256, (n_valid, 3, size, size), dtype=torch.uint8, generator=g)
+    ty = torch.randint(0, n_classes, (n_train,), generator=g)
+    vy = torch.randint(0, n_classes, (n_valid,), generator=g)
+    return ImageData("tiny", tx, ty, vx, vy, n_classes, (0.5,) * 3, (0.25,) * 3)
