@@ -27,7 +27,7 @@ from tests.conftest import make_image_data
 CPU = torch.device("cpu")
 
 
-# ----------------------------------------------------------------------------- REINFORCE (BPE run_rl.py 132-160, 310-321)
+# --------------------------------------------------------------------------- REINFORCE (BPE run_rl.py 132-160, 310-321)
 
 
 def test_bpe_controller_is_the_default_and_updates_by_the_closed_form():
@@ -115,7 +115,7 @@ def test_bpe_reward_is_the_best_epoch(monkeypatch, tmp_path):
     assert est.score("x", tag="eval_0001").value == 60.0
 
 
-# ----------------------------------------------------------------------------- spaces (DARTS-PT sota/cnn/spaces.py 80-92)
+# --------------------------------------------------------------------------- spaces (DARTS-PT sota/cnn/spaces.py 80-92)
 
 
 def test_s5_is_dartspts_seven_ops_and_darts_keeps_none():
