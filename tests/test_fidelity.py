@@ -63,7 +63,7 @@ def test_bpe_controller_is_the_default_and_updates_by_the_closed_form():
 def test_nb201_reinforce_is_autodl_projects_policy():
     enc = make_encoding("nb201")
     rl = Reinforce(enc, seed=0)
-    assert rl.controller_name == "nb201" and isinstance(rl.opt, torch.optim.Adam) and rl.lr == 0.5
+    assert rl.controller_name == "nb201" and isinstance(rl.opt, torch.optim.Adam) and rl.lr == 0.01
     assert rl.reward_scale == 1.0 and rl.entropy_weight == 0.0
     init = torch.cat([lg.detach() for lg in rl.controller.logits])
     assert init.shape == (6, 5) and 0 < float(init.abs().max()) < 0.01  # 1e-3 * randn
@@ -72,7 +72,7 @@ def test_nb201_reinforce_is_autodl_projects_policy():
     rl.tell([[2] * 6], [90.0])
     # Adam's second step with a first zero gradient: |delta| = lr * (0.1/0.19) / sqrt(0.001/0.001999)
     delta = torch.cat([lg.detach() for lg in rl.controller.logits]) - init
-    assert torch.allclose(delta.abs(), torch.full_like(delta, 0.5 * 0.7441368), rtol=1e-4)
+    assert torch.allclose(delta.abs(), torch.full_like(delta, 0.01 * 0.7441368), rtol=1e-4)
     assert bool((delta[:, 2] > 0).all()) and bool((delta[:, [0, 1, 3, 4]] < 0).all())
 
 

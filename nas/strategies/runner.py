@@ -88,8 +88,8 @@ def add_search_args(parser: argparse.ArgumentParser, method: str | None) -> None
         # (the training lr stays reachable as --w_lr).
         rl = parser.add_argument_group("controller", conflict_handler="resolve")
         rl.add_argument("--lr", "--lr_controller", dest="lr_controller", default=None, type=float,
-                        help="controller learning rate (default: bpe 0.1 as BPE's --lr, nb201 0.5 as AutoDL's "
-                             "REINFORCE.sh, lstm 0.1); training lr: --w_lr")
+                        help="controller learning rate (default: bpe 0.1 as BPE's --lr, nb201 0.01 as AutoDL's "
+                             "NATS-algos run-all.sh, lstm 0.1); training lr: --w_lr")
         rl.add_argument("--momentum_baseline", "--momentum", dest="baseline_momentum", default=0.9, type=float,
                         help="EMA momentum of the reward baseline (BPE --momentum, 0.9); training: --w_momentum")
         rl.add_argument("--w_momentum", dest="momentum", default=None, type=float, help="training SGD momentum")
