@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n_iters", type=int, default=150)
     p.add_argument("--pop_size", type=int, default=10, help="NB201 paper's REA population")
     p.add_argument("--sample_size", type=int, default=3, help="NB201 paper's REA tournament size")
-    p.add_argument("--rl_lr", type=float, default=None, help="controller lr (default: the controller's, 0.01 for nb201)")
+    p.add_argument("--rl_lr", type=float, default=None, help="controller lr (default: its own; nb201: 0.01)")
     p.add_argument("--controller", default="auto", choices=["auto", "nb201", "bpe", "lstm"])
     p.add_argument("--methods", default="evolution,rl,random")
     return p
