@@ -15,7 +15,7 @@ from typing import Sequence
 
 from nas import bpe_trails, ranking
 from nas.cli import UsageError, get_logger, run_cli
-from nas.estimates import pair_up, read_values
+from nas.estimates import evaluate_files
 from nas.io import atomic_write_json, run_metadata
 from nas.plots import estimate_scatter, importance_bars
 
@@ -44,72 +44,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse to overwrite an existing result unless asked to."""
-    for flag, path in (("--out", args.out), ("--plot", args.plot), ("--importance-plot", args.importance_plot)):
-        if path and Path(path).exists() and not args.overwrite:
-            raise UsageError(f"{flag} {path} exists; pass --overwrite to replace it")
-
-
-def _run_xlsx(args: argparse.Namespace, ks: list[float], log) -> tuple[list[dict], list]:
-    trails = bpe_trails.read_trails(args.xlsx)
-    rows = bpe_trails.evaluate_trails(trails, ks)
-    print(ranking.format_table(rows, k_show=("5%", "10%"), extra=("sheet_correlation", "gpu_hours_per_cell")))
-    worst = max(rows, key=lambda r: abs(r["spearman_minus_sheet"]))
-    print(f"max |spearman - sheet 'Correlation'| over {len(rows)} settings: "
-          f"{abs(worst['spearman_minus_sheet']):.5f} ({worst['setting']})")
-    imp = bpe_trails.knob_importance(rows, target="spearman", seed=args.seed)
-    print("fANOVA importance of the knobs for the Spearman correlation (optuna FanovaImportanceEvaluator):")
-    for k, v in sorted(imp.items(), key=lambda kv: -kv[1]):
-        print(f"  {k:14s} {v:.3f}")
-    for r in rows:
-        r["knob_importance"] = imp  # the same table on every row keeps the output a flat list
-    if args.importance_plot:
-        importance_bars(imp, args.importance_plot,
-                        title=f"BPE trails: knob importance for Spearman rho ({len(rows)} budget settings)")
-        log.info("wrote %s", args.importance_plot)
-    panels = [(t, trails.acc[t], trails.truth) for t in trails.tasks]
-    return rows, panels
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Evaluate estimates (or the BPE trails) and print / write the criteria."""
     args = build_parser().parse_args(argv)
     log = get_logger("evaluate_estimators")
     started = time.time()
-    ks = []
-    for k in args.ks:
-        if not 0 < k <= 100:
-            raise UsageError(f"--ks values are percents in (0, 100], got {k:g}")
-        ks.append(k / 100.0)
-    _check_outputs(args)
+    bad = [k for k in args.ks if not 0 < k <= 100]
+    if bad:
+        raise UsageError(f"--ks values are percents in (0, 100], got {bad[0]:g}")
+    ks = [k / 100.0 for k in args.ks]
+    for flag, path in (("--out", args.out), ("--plot", args.plot), ("--importance-plot", args.importance_plot)):
+        if path and Path(path).exists() and not args.overwrite:
+            raise UsageError(f"{flag} {path} exists; pass --overwrite to replace it")
     if args.xlsx:
         if args.estimates or args.truth:
             raise UsageError("--xlsx evaluates the workbook's own settings; leave out --estimates/--truth")
-        rows, panels = _run_xlsx(args, ks, log)
-        truth_name = "ground truth acc"
+        rows, panels, imp, text = bpe_trails.evaluate_workbook(args.xlsx, ks, seed=args.seed)
+        truth_name = "ground truth accuracy (%)"
+        if args.importance_plot:
+            importance_bars(imp, args.importance_plot,
+                            title=f"BPE trails: knob importance for Spearman rho ({len(rows)} budget settings)")
+            log.info("wrote %s", args.importance_plot)
     else:
         if not args.estimates or not args.truth:
             raise UsageError("give --estimates FILE and --truth FILE (or --xlsx FILE)")
-        est = read_values(args.estimates, args.est_col)
-        truth_col = args.truth_col
-        if truth_col is None and Path(args.truth).suffix.lower() == ".csv":
-            truth_col = "cifar10_test_acc"
-        truth_all = read_values(args.truth, [truth_col] if truth_col else None)
-        truth_name, truth = next(iter(truth_all.items()))
-        rows, panels = [], []
-        for name, values in est.items():
-            archs, e, t = pair_up(values, truth)
-            if len(archs) < 2:
-                raise ValueError(f"{name}: only {len(archs)} of {len(values)} architectures of {args.estimates} "
-                                 f"are in {args.truth}")
-            if len(archs) < len(values):
-                log.warning("%s: %d of %d architectures have no ground truth; left out",
-                            name, len(values) - len(archs), len(values))
-            rows.append(ranking.evaluate_all(e, t, ks, setting=name))
-            panels.append((name, e, t))
-        print(ranking.format_table(rows, k_show=tuple(ranking.k_label(k) for k in ks if k in (0.05, 0.1)) or
-                                   (ranking.k_label(ks[0]),)))
+        rows, panels, truth_name, text = evaluate_files(args.estimates, args.truth, est_cols=args.est_col,
+                                                        truth_col=args.truth_col, ks=ks, log=log)
+    print(text)
     if args.plot:
         estimate_scatter(panels, args.plot, truth_name)
         log.info("wrote %s", args.plot)

@@ -152,3 +152,21 @@ def knob_importance(rows: Sequence[dict[str, Any]], *, target: str = "spearman",
     ev = optuna.importance.FanovaImportanceEvaluator(n_trees=n_trees, seed=seed)
     imp = optuna.importance.get_param_importances(study, evaluator=ev, normalize=True)
     return {k: float(imp.get(k, 0.0)) for k in knobs}
+
+
+def evaluate_workbook(path: str | Path, ks: Sequence[float] = ranking.DEFAULT_KS, *, seed: int = 0
+                      ) -> tuple[list[dict[str, Any]], list, dict[str, float], str]:
+    """The 32 settings' criteria, scatter panels, the knobs' fANOVA importance and a printable report."""
+    trails = read_trails(path)
+    rows = evaluate_trails(trails, ks)
+    worst = max(rows, key=lambda r: abs(r["spearman_minus_sheet"]))
+    imp = knob_importance(rows, target="spearman", seed=seed)
+    for r in rows:
+        r["knob_importance"] = imp  # the same table on every row keeps the output a flat list
+    lines = [ranking.format_table(rows, k_show=("5%", "10%"), extra=("sheet_correlation", "gpu_hours_per_cell")),
+             f"max |spearman - sheet 'Correlation'| over {len(rows)} settings: "
+             f"{abs(worst['spearman_minus_sheet']):.5f} ({worst['setting']})",
+             "fANOVA importance of the knobs for the Spearman correlation (optuna FanovaImportanceEvaluator):"]
+    lines += [f"  {k:14s} {v:.3f}" for k, v in sorted(imp.items(), key=lambda kv: -kv[1])]
+    panels = [(t, trails.acc[t], trails.truth) for t in trails.tasks]
+    return rows, panels, imp, "\n".join(lines)

@@ -6,12 +6,14 @@ xlsx (its Ground_truth sheet). Architectures are matched by their canonical text
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
 from genotypes import format_genotype, parse_genotype
+from nas import ranking
 from nas.bpe_trails import read_ground_truth
 from nas.errors import NASError
 from nas.io import read_json
@@ -105,3 +107,25 @@ def pair_up(est: dict[str, float], truth: dict[str, float]) -> tuple[list[str], 
     """The architectures both sides know, in the estimates' order."""
     common = [a for a in est if a in truth]
     return common, [est[a] for a in common], [truth[a] for a in common]
+
+
+def evaluate_files(estimates: str | Path, truth: str | Path, *, est_cols: Sequence[str] | None = None,
+                   truth_col: str | None = None, ks: Sequence[float] = ranking.DEFAULT_KS,
+                   log: logging.Logger | None = None) -> tuple[list[dict], list, str, str]:
+    """Every estimate column of ``estimates`` against ``truth``: (criteria rows, scatter panels, truth name, table)."""
+    est = read_values(estimates, est_cols)
+    if truth_col is None and Path(truth).suffix.lower() == ".csv":
+        truth_col = "cifar10_test_acc"
+    truth_name, truth_vals = next(iter(read_values(truth, [truth_col] if truth_col else None).items()))
+    rows, panels = [], []
+    for name, values in est.items():
+        archs, e, t = pair_up(values, truth_vals)
+        if len(archs) < 2:
+            raise NASError(f"{name}: only {len(archs)} of {len(values)} architectures of {estimates} are in {truth}")
+        if len(archs) < len(values) and log is not None:
+            log.warning("%s: %d of %d architectures have no ground truth; left out", name, len(values) - len(archs),
+                        len(values))
+        rows.append(ranking.evaluate_all(e, t, ks, setting=name))
+        panels.append((name, e, t))
+    shown = tuple(ranking.k_label(k) for k in ks if k in (0.05, 0.1)) or (ranking.k_label(ks[0]),)
+    return rows, panels, truth_name, ranking.format_table(rows, k_show=shown)
