@@ -106,6 +106,10 @@ def _is_edge(e: object) -> bool:
 
 
 _FIELDS = Genotype._fields
+# Bounds on what the parser builds: a DARTS cell text is a few hundred characters, ranges name a
+# handful of states. A 6 MB line or range(2, 3000000000) is refused before it can exhaust memory.
+MAX_TEXT = 20_000
+MAX_ITEMS = 64
 
 
 def parse_genotype(text: str, *, primitives: Sequence[str] = DARTS_OPS) -> Genotype:
@@ -113,10 +117,14 @@ def parse_genotype(text: str, *, primitives: Sequence[str] = DARTS_OPS) -> Genot
     text = text.strip()
     if text in NAMED_GENOTYPES:
         return NAMED_GENOTYPES[text]
+    if len(text) > MAX_TEXT:
+        raise GenotypeError(f"genotype text of {len(text)} characters; at most {MAX_TEXT} are accepted")
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError as exc:
         raise GenotypeError(f"not a Genotype(...) expression: {exc.msg}") from None
+    except (RecursionError, MemoryError):
+        raise GenotypeError("genotype text nested too deeply") from None
     if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == "Genotype"):
         known = ", ".join(sorted(NAMED_GENOTYPES)[:6])
         raise GenotypeError(f"expected 'Genotype(...)' or a known name (e.g. {known}, ...), got {text[:40]!r}")
@@ -139,12 +147,17 @@ def _literal(node: ast.AST):
     if isinstance(node, ast.Constant) and isinstance(node.value, (str, int)):
         return node.value
     if isinstance(node, (ast.List, ast.Tuple)):
+        if len(node.elts) > MAX_ITEMS:
+            raise GenotypeError(f"a list of {len(node.elts)} items; at most {MAX_ITEMS} are accepted")
         return [_literal(e) for e in node.elts]
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
             and not node.keywords and 1 <= len(node.args) <= 2):
         bounds = [_literal(a) for a in node.args]
         if all(isinstance(b, int) for b in bounds):
-            return list(range(*bounds))
+            r = range(*bounds)
+            if len(r) > MAX_ITEMS:
+                raise GenotypeError(f"{ast.unparse(node)[:40]} has {len(r)} states; at most {MAX_ITEMS} are accepted")
+            return list(r)
     raise GenotypeError(f"only literals, lists and range() are allowed, got {ast.unparse(node)[:40]!r}")
 
 
@@ -260,7 +273,3 @@ def _load_named() -> None:
 
 _load_named()
 
-
-def resolve_arch(name_or_text: str) -> Genotype:
-    """A published name (case-sensitive, see NAMED_GENOTYPES) or Genotype text."""
-    return parse_genotype(name_or_text)

@@ -114,7 +114,7 @@ class DartsSpace:
         return vec
 
     def decode(self, vec: Sequence[int]) -> Genotype:
-        """Integer vector -> Genotype; op indices wrap modulo the edge's candidate count."""
+        """Integer vector -> Genotype (ValueError naming an out-of-range entry)."""
         if len(vec) != 4 * self.n_nodes * 2:
             raise ValueError(f"DARTS encoding has {4 * self.n_nodes * 2} entries, got {len(vec)}")
         cells = []
@@ -128,7 +128,9 @@ class DartsSpace:
                     if not 0 <= src < k + 2:
                         raise ValueError(f"{cell} node {k}: input {src} out of range 0..{k + 1}")
                     ops = self.edge_ops[cell][edge_index(k, src)]
-                    node.append((ops[op % len(ops)], src))
+                    if not 0 <= op < len(ops):
+                        raise ValueError(f"{cell} node {k}: op index {op} out of range 0..{len(ops) - 1}")
+                    node.append((ops[op], src))
                 nodes.append(node)
             cells.append(nodes)
         return make_genotype(cells[0], cells[1])
@@ -198,6 +200,8 @@ class NB201Space:
     def decode(self, vec: Sequence[int]) -> str:
         if len(vec) != self.n_edges:
             raise ValueError(f"NB201 encoding has 6 entries, got {len(vec)}")
+        if any(not 0 <= int(i) < len(self.ops) for i in vec):
+            raise ValueError(f"NB201 encoding entries must be 0..{len(self.ops) - 1}, got {list(vec)}")
         return nb201_from_ops([self.ops[int(i)] for i in vec])
 
     def sample(self, rng: random.Random) -> str:

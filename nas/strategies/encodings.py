@@ -39,6 +39,10 @@ class BPECellEncoding:
         """Vector -> Genotype with every input of every node (or only the edges where ``keep``)."""
         if len(vec) != len(self.ops):
             raise ValueError(f"BPE cell encoding has {len(self.ops)} entries, got {len(vec)}")
+        bad = [(p, v) for p, v in enumerate(vec) if not 0 <= int(v) < len(self.ops[p])]
+        if bad:
+            p, v = bad[0]
+            raise ValueError(f"sample entry {p} is {v}; allowed 0..{len(self.ops[p]) - 1} (ops of that edge)")
         cells = []
         for c in range(2):
             nodes = []
@@ -47,7 +51,7 @@ class BPECellEncoding:
                 for s in range(k + 2):
                     p = c * self.n_edges + edge_index(k, s)
                     if keep is None or keep[p]:
-                        node.append((self.ops[p][int(vec[p]) % len(self.ops[p])], s))
+                        node.append((self.ops[p][int(vec[p])], s))
                 nodes.append(node)
             cells.append(nodes)
         return make_genotype(cells[0], cells[1])
