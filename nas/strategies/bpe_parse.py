@@ -53,6 +53,11 @@ def load_run(path: str | Path) -> dict:
     run["bpe_encoding"] = bool(enc and enc.endswith("-bpe"))
     if run["bpe_encoding"]:
         run["encoding_obj"] = make_encoding(enc[: -len("-bpe")], "bpe")
+        for i, sample in enumerate(run["sample"]):  # out-of-range indices are refused, not wrapped
+            try:
+                run["encoding_obj"].decode(sample)
+            except (ValueError, TypeError) as exc:
+                raise NASError(f"{path}: sample {i}: {exc}") from None
     run["path"] = str(path)
     return run
 

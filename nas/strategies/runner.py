@@ -174,15 +174,19 @@ def search_main(args: argparse.Namespace, method: str | None = None) -> int:
 def _open_run(folder: RunFolder, args, json_path: Path, ckpt_path: Path) -> tuple[str | None, dict | None]:
     """Lock and check the run; ('done', None) when it is complete, else (None, checkpoint state or None)."""
     folder.lock.acquire()
-    state = load_checkpoint(ckpt_path) if ckpt_path.exists() and not args.overwrite else None  # corrupt: say so
+    state = None
+    if ckpt_path.exists() and not args.overwrite:  # a corrupt or incomplete state file: say so first
+        state = load_checkpoint(ckpt_path)
+        missing = [k for k in ("history", "strategy", "rng") if k not in state]
+        if missing or not isinstance(state["history"], list):
+            raise NASError(f"{ckpt_path}: corrupt checkpoint (missing {', '.join(missing) or 'history list'}); "
+                           "move it away or pass --overwrite")
     folder.open(overwrite=args.overwrite)
     if state is None:
         if json_path.exists():
             raise ConfigError(f"{json_path} exists without its checkpoint {ckpt_path.name}; pass --overwrite "
                               "or another --run_id")
         return None, None
-    if not isinstance(state.get("history"), list):
-        raise NASError(f"{ckpt_path}: corrupt checkpoint (no history); move it away or pass --overwrite")
     if json_path.exists() and len(state["history"]) >= args.n_iters:
         print(f"{json_path} is complete ({len(state['history'])} evaluations); nothing to do "
               "(--overwrite starts over, a larger --n_iters extends it)")
