@@ -299,3 +299,19 @@ def test_missing_data_then_corrected_rerun_is_not_refused(tmp_path, capsys):
     data = _folder_data(tmp_path / "data")
     assert run_cli(search_evolutionary.main, TINY + ["--data_path", str(data)] + save) == 0
     assert json.loads((tmp_path / "r/search-try/config.json").read_text())["data_path"] == str(data)
+
+
+def test_waiting_ranks_stop_on_a_failed_or_stopped_rank(tmp_path):
+    from nas.errors import NASError
+    from nas.pertnas.population import wait_for_files, write_status
+
+    missing = [tmp_path / "member1/valuation.json"]
+    write_status(tmp_path, 1, "old-run", "failed", "boom")  # another run's marker is ignored ...
+    write_status(tmp_path, 0, "this-run", "stopped")
+    assert wait_for_files(missing, tmp_path, "this-run", 2) is False  # ... a stopped rank of this run is not
+    write_status(tmp_path, 1, "this-run", "failed", "OSError: disk full")
+    with pytest.raises(NASError, match="rank 1 failed: OSError: disk full"):
+        wait_for_files(missing, tmp_path, "this-run", 2)
+    (tmp_path / "member1").mkdir()
+    (tmp_path / "member1/valuation.json").write_text("{}")
+    assert wait_for_files(missing, tmp_path, "this-run", 2) is True

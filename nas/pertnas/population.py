@@ -149,13 +149,14 @@ def wait_for_files(paths: Sequence[Path], run_dir: Path, token: str, world_size:
     """True once every path exists; False if a rank stopped early; NASError if a rank failed (this run)."""
     waited = 0.0
     while not all(p.exists() for p in paths):
-        for r in range(world_size):
-            sp = run_dir / f"status_p{r}.json"
-            st = read_json(sp) if sp.exists() else None
-            if st and st.get("token") == token:
-                if st.get("state") == "failed":
-                    raise NASError(f"rank {r} failed: {st.get('message', '?')}")
-                return False
+        marks = {r: read_json(run_dir / f"status_p{r}.json") for r in range(world_size)
+                 if (run_dir / f"status_p{r}.json").exists()}
+        marks = {r: m for r, m in marks.items() if isinstance(m, dict) and m.get("token") == token}
+        for r, m in marks.items():
+            if m.get("state") == "failed":
+                raise NASError(f"rank {r} failed: {m.get('message', '?')}")
+        if marks:
+            return False
         time.sleep(POLL_SECONDS)
         waited += POLL_SECONDS
         if waited % 600 < POLL_SECONDS:

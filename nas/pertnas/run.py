@@ -22,9 +22,8 @@ import torch
 
 from genotypes import Genotype, parse_genotype
 from nas.benchmarks import NB301_OPS, load_nb301, nb301_predict
-from nas.cli import setup_threads
 from nas.data import TensorLoader, load_dataset
-from nas.device import resolve_device
+from nas.device import configure_threads, resolve_device
 from nas.distributed import DistContext, broadcast_object, cleanup, init_distributed
 from nas.errors import ConfigError, NASError
 from nas.ffcv_data import INSTALL_HINT, ffcv_available, ffcv_loaders
@@ -69,6 +68,8 @@ def config_from_args(args: argparse.Namespace) -> PertNASConfig:
         raise ConfigError(f"--nodes {args.nodes}: only 4 intermediate nodes are supported (the DARTS cell)")
     if args.npop < 1:
         raise ConfigError(f"--npop must be positive, got {args.npop}")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be positive, got {args.threads}")
     if args.stop_after is not None and args.stop_after < 0:
         raise ConfigError(f"--stop_after must be >= 0, got {args.stop_after}")
     fast = args.fast  # SE --fast: one batch per epoch, no fine-tune (SE 378, 494, 528)
@@ -88,7 +89,7 @@ def result_config(args: argparse.Namespace, data: SearchData) -> dict[str, Any]:
             "finetune_extra", "perturb_restore", "max_train_steps", "cutout_length", "fast", "dataset",
             "train_portion", "limit_train", "limit_valid", "image_size")
     cfg = {k: getattr(args, k) for k in keys}
-    cfg.update(amp=not args.no_amp, data=data.source)
+    cfg.update(finetune_extra=[int(v) for v in args.finetune_extra.split(",")], amp=not args.no_amp, data=data.source)
     if data.source == "ffcv":
         cfg["train_path"] = normalize_path(args.train_path)
     else:
@@ -178,7 +179,7 @@ def search_main(args: argparse.Namespace) -> int:
     folder, token, failed = None, None, True
     logger = get_logger("nas", quiet=args.quiet)
     try:
-        setup_threads(args.threads, world_size=ctx.world_size)
+        configure_threads(args.threads, world_size=ctx.world_size)  # --threads, else the cores split over ranks
         if args.population == "shared" and args.npop % ctx.world_size:
             raise ConfigError(f"--npop {args.npop} is not a multiple of the {ctx.world_size} ranks: PertNAS runs "
                               "npop // ranks members on each rank (SE 149); choose a multiple")

@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from genotypes import PRIMITIVES, Genotype, format_genotype, make_genotype
 from models.pertnas_net import N_EDGES, N_NODES, PertNASNetwork, edge_inputs, node_edges
-from nas.errors import ConfigError
+from nas.errors import ConfigError, NASError
 from nas.seeds import child_seed
 from nas.train import evaluate as evaluate_loader
 from nas.train import train_epoch
@@ -356,7 +356,7 @@ def run_step(state: dict, cfg: PertNASConfig, data: SearchData, device: torch.de
         state["valid_acc"] = before
         state["phase"] = "done"
     else:
-        raise ValueError(f"state has unknown phase {phase!r}")
+        raise NASError(f"state has unknown phase {phase!r} (corrupt state.json); pass --overwrite")
     rec.update(valid_acc=before, step=state["step"], decision=phase)  # acc_before = the trained net's accuracy
     state["history"].append(rec)
     state["step"] += 1
