@@ -219,6 +219,11 @@ def search_main(args: argparse.Namespace) -> int:
         cleanup(ctx, failed=failed)
 
 
+def _where(device: torch.device, cfg: PertNASConfig) -> dict[str, str]:
+    """Device and precision of a result (SE: float16 autocast + GradScaler on CUDA)."""
+    return {"device": str(device), "precision": "fp16 autocast" if cfg.amp and device.type == "cuda" else "fp32"}
+
+
 def _run_members(args, cfg, data, device, ctx, run_dir: Path, *, shared: bool, started: float) -> bool:
     """This rank's members (finished ones kept); False when one stopped early (--stop_after)."""
     out_name = "valuation.json" if shared else "result.json"
@@ -239,7 +244,8 @@ def _run_members(args, cfg, data, device, ctx, run_dir: Path, *, shared: bool, s
             complete = False
             continue
         rec = member_record(state, cfg)
-        rec.update(data=data.source, data_info=data.extras, **run_metadata(args, seed=state["seed"], started=started))
+        rec.update(data=data.source, data_info=data.extras, **_where(device, cfg),
+                   **run_metadata(args, seed=state["seed"], started=started))
         atomic_write_json(mdir / out_name, rec)
         if not shared:
             atomic_write_text(mdir / "genotype.txt", state["genotype"] + "\n")
@@ -283,7 +289,7 @@ def _shared(args, cfg, data, device, ctx: DistContext, run_dir: Path, token: str
                            for m in members],
                "final_switches": sel["switches"], "node_order": sel["node_order"],
                "perturbation_scores": sel["scores"], "history": sel["history"], "data": data.source,
-               "data_info": data.extras, "nb301_predicted_acc": nb, "nb301_note": why,
+               "data_info": data.extras, "nb301_predicted_acc": nb, "nb301_note": why, **_where(device, cfg),
                **run_metadata(args, seed=args.seed, started=started)}
     _write_best(args, run_dir, summary, f"selected once from the mean valuation of {args.npop} members", nb, why)
     return 0
@@ -308,7 +314,8 @@ def _independent(args, cfg, data, device, ctx: DistContext, run_dir: Path, token
     summary = {"population": "independent", "best_member": best["member"], "best_valid_acc": best["valid_acc"],
                "best_genotype": best["genotype"], "world_size": ctx.world_size,
                "members": [{k: r[k] for k in ("member", "seed", "valid_acc", "genotype")} for r in results],
-               "nb301_predicted_acc": nb, "nb301_note": why, **run_metadata(args, seed=args.seed, started=started)}
+               "nb301_predicted_acc": nb, "nb301_note": why, **_where(device, cfg),
+               **run_metadata(args, seed=args.seed, started=started)}
     _write_best(args, run_dir, summary, f"member {best['member']}, valid acc {best['valid_acc']:.2f}%", nb, why)
     return 0
 
