@@ -29,8 +29,9 @@ PRIMITIVES: tuple[str, ...] = (
     "dil_conv_5x5",
     "none",
 )
-# Every op name a DARTS-space genotype may hold: DARTS-PT's S4 adds 'noise'.
-DARTS_OPS: tuple[str, ...] = PRIMITIVES + ("noise",)
+# Every op name a DARTS-space genotype may hold: DARTS-PT's S4 adds 'noise', PertNAS' op list sep_conv_7x7
+# (models/ops.py builds both).
+DARTS_OPS: tuple[str, ...] = PRIMITIVES + ("noise", "sep_conv_7x7")
 # NAS-Bench-201 operations in the benchmark's order.
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NB201_NODES = 4  # input node + 3 computed nodes; 6 edges

@@ -14,7 +14,8 @@ import time
 from typing import Sequence
 
 from nas.cli import get_logger, run_cli
-from nas.data import add_data_args
+from nas.data import add_data_args, data_from_args
+from nas.ffcv_data import require_ffcv, write_split_files
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +32,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the dataset as uint8 tensors and write both splits."""
     args = build_parser().parse_args(argv)
-    from nas.data import data_from_args
-    from nas.ffcv_data import require_ffcv, write_split_files
-
     require_ffcv()  # fail before decoding a whole dataset
     log = get_logger("nas")
     t0 = time.time()

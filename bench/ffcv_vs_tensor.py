@@ -6,22 +6,26 @@ pipeline; TensorLoader: flip + crop with padding + cutout 8). Each path runs ``-
 first is a warm-up (FFCV compiles its pipeline with numba) and is reported apart. Also reported:
 loader-only images/s (no model), where the data path itself is the cost.
 
-    python bench/ffcv_vs_tensor.py --dataset folder --data_path /work/cifar10 --limit_train 2048
+    pip install -e . && python bench/ffcv_vs_tensor.py --dataset folder --data_path /work/cifar10 --limit_train 2048
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import platform
 import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
+import torch
 
-from nas.cli import run_cli  # noqa: E402
-from nas.data import add_data_args  # noqa: E402
+from models.pertnas_net import N_EDGES, PertNASNetwork, edge_inputs
+from nas.cli import run_cli
+from nas.data import TensorLoader, add_data_args, data_from_args
+from nas.device import resolve_device
+from nas.ffcv_data import ffcv_loader, require_ffcv, write_split_files
+from nas.pertnas.search import train_steps
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,8 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cell_switches() -> list[list[str]]:
     # a DARTS-like discrete cell: node k takes s0/s1-ish inputs with sep_conv_3x3 + skip_connect
-    from models.pertnas_net import N_EDGES, edge_inputs
-
     sw = [["none"] for _ in range(N_EDGES)]
     for e in range(N_EDGES):
         node, src = edge_inputs(e)
@@ -53,10 +55,6 @@ def _cell_switches() -> list[list[str]]:
 
 
 def _epochs(name, loader, model, device, epochs, log_rows):
-    import torch
-
-    from nas.pertnas import train_steps
-
     opt = torch.optim.SGD(model.parameters(), 0.05, momentum=0.9, weight_decay=3e-4) if model is not None else None
     scaler = torch.amp.GradScaler(device.type, enabled=False)
     rates = []
@@ -81,15 +79,6 @@ def _epochs(name, loader, model, device, epochs, log_rows):
 def main(argv: Sequence[str] | None = None) -> int:
     """Write (or reuse) .beton files, then time both loaders with and without the model."""
     args = build_parser().parse_args(argv)
-    import platform
-
-    import torch
-
-    from models.pertnas_net import PertNASNetwork
-    from nas.data import TensorLoader, data_from_args
-    from nas.ffcv_data import ffcv_loader, require_ffcv, write_split_files
-    from nas.train import resolve_device
-
     require_ffcv()
     if args.threads:
         torch.set_num_threads(args.threads)

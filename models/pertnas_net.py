@@ -41,10 +41,11 @@ def node_edges(node: int) -> range:
 class SwitchedEdge(nn.Module):
     """PertNAS' MixedOp: sum of the edge's ops times binary weights; 'none' is a zero we never compute."""
 
-    def __init__(self, ops: Sequence[str], C: int, stride: int):
+    def __init__(self, ops: Sequence[str], C: int, stride: int, compute_removed: bool = False):
         super().__init__()
         self.names = list(ops)
         self.stride = stride
+        self.compute_removed = compute_removed
         mods = []
         for name in self.names:
             if name == "none":
@@ -61,9 +62,10 @@ class SwitchedEdge(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor | None:
         out = None
         for w, name, op in zip(self.weights, self.names, self.ops):
-            # Skipping zero-weight ops gives the same output as PertNAS' `w * op(x)`; only the removed
-            # op's BN running statistics are no longer updated while it is switched off.
-            if w == 0.0 or name == "none":
+            # Skipping zero-weight ops gives the same output as PertNAS' `w * op(x)` (model_search.py 34);
+            # only the removed op's BN running statistics, weight decay and momentum stop while it is off,
+            # which matters only when perturb-val does not restore the weights (``compute_removed``).
+            if name == "none" or (w == 0.0 and not self.compute_removed):
                 continue
             y = op(x) if w == 1.0 else w * op(x)
             out = y if out is None else out + y
@@ -73,7 +75,8 @@ class SwitchedEdge(nn.Module):
 class SearchCell(nn.Module):
     """A PertNAS search cell: 4 nodes, each the sum over its (switched) input edges."""
 
-    def __init__(self, switches: Switches, C_pp: int, C_p: int, C: int, reduction: bool, reduction_prev: bool):
+    def __init__(self, switches: Switches, C_pp: int, C_p: int, C: int, reduction: bool, reduction_prev: bool,
+                 compute_removed: bool = False):
         super().__init__()
         self.reduction = reduction
         self.pre0 = FactorizedReduce(C_pp, C, affine=False) if reduction_prev else StdConv(C_pp, C, 1, 1, 0, False)
@@ -81,7 +84,7 @@ class SearchCell(nn.Module):
         self.edges = nn.ModuleList()
         for e, ops in enumerate(switches):
             _, src = edge_inputs(e)
-            self.edges.append(SwitchedEdge(ops, C, 2 if reduction and src < 2 else 1))
+            self.edges.append(SwitchedEdge(ops, C, 2 if reduction and src < 2 else 1, compute_removed))
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.pre0(s0), self.pre1(s1)]
@@ -100,18 +103,21 @@ class SearchCell(nn.Module):
 
 
 class PertNASNetwork(nn.Module):
-    """Stem, ``layers`` cells sharing one switch list (reductions at 1/3, 2/3), pool, linear classifier."""
+    """Stem, ``layers`` cells sharing one switch list (reductions at 1/3, 2/3), pool, linear classifier.
+
+    ``compute_removed`` runs switched-off ops times 0, as PertNAS does, instead of skipping them.
+    """
 
     def __init__(self, switches: Switches, *, C: int = 16, n_classes: int = 10, layers: int = 5,
-                 in_channels: int = 3, stem_multiplier: int = 3):
+                 in_channels: int = 3, stem_multiplier: int = 3, compute_removed: bool = False):
         super().__init__()
         if len(switches) != N_EDGES:
             raise ValueError(f"switches must list {N_EDGES} edges, got {len(switches)}")
         self.switches = [list(s) for s in switches]
         self.stem = darts_stem(in_channels, C, stem_multiplier)
         slots, C_p = darts_layout(layers, C, multiplier=N_NODES, stem_multiplier=stem_multiplier)
-        self.cells = nn.ModuleList(SearchCell(self.switches, s.C_pp, s.C_p, s.C, s.reduction, s.reduction_prev)
-                                   for s in slots)
+        self.cells = nn.ModuleList(SearchCell(self.switches, s.C_pp, s.C_p, s.C, s.reduction, s.reduction_prev,
+                                              compute_removed) for s in slots)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_p, n_classes)
 

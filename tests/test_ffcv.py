@@ -67,6 +67,8 @@ def test_search_runs_from_train_path(tmp_path, capsys):
             "--finetune_extra", "0,0,0", "--init_channels", "4", "--layers", "2", "--device", "cpu",
             "--workers", "1", "--threads", "1"]
     assert search_evolutionary.main(argv) == 0
-    res = json.loads((tmp_path / "run/search-try/member0/result.json").read_text())
+    res = json.loads((tmp_path / "run/search-try/results.json").read_text())  # shared valuation (default)
     assert res["data"] == "ffcv" and res["data_info"]["n_classes"] == 3
+    member = json.loads((tmp_path / "run/search-try/member0/valuation.json").read_text())
+    assert member["data"] == "ffcv" and res["valuation_matrix"] == member["valuation_matrix"]
     assert "best genotype" in capsys.readouterr().out

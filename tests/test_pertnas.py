@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from genotypes import parse_genotype
+from models.networks import build_network
 from models.pertnas_net import N_EDGES, PertNASNetwork, edge_inputs, node_edges
-from nas import pertnas
 from nas.pertnas import (
     CANDIDATE_OPS,
+    PERTNAS_OPS,
     PertNASConfig,
     SearchData,
     coarse_select,
@@ -24,6 +25,9 @@ from nas.pertnas import (
     perturb_val,
     to_genotype,
 )
+from nas.pertnas.population import share_valuation
+from nas.pertnas.run import nb301_score
+from nas.seeds import child_seed
 
 search_evolutionary = pytest.importorskip("search_evolutionary")
 
@@ -120,9 +124,13 @@ def test_perturb_val_restores_weights():
 
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="unknown candidate ops"):
-        PertNASConfig(ops=("sep_conv_7x7",))
+        PertNASConfig(ops=("conv_9x9",))  # sep_conv_7x7 is a PertNAS op now (--ops pertnas)
     with pytest.raises(ValueError, match="op_cap"):
-        PertNASConfig(op_cap=9)
+        PertNASConfig(op_cap=10)  # PertNAS' list has 9 entries
+    with pytest.raises(ValueError, match="op_cap"):
+        PertNASConfig(op_cap=8, ops=CANDIDATE_OPS)
+    with pytest.raises(ValueError, match="perturb_restore"):
+        PertNASConfig(perturb_restore="deep")
 
 
 def test_cli_bad_flags_exit_2(tmp_path, capsys):
@@ -135,7 +143,8 @@ def test_cli_bad_flags_exit_2(tmp_path, capsys):
 
 def test_search_runs_resumes_and_matches_uninterrupted(tmp_path, capsys):
     data = _folder_data(tmp_path / "data")
-    common = TINY + ["--data_path", str(data), "--npop", "2", "--seed", "3", "--distributed"]
+    common = TINY + ["--data_path", str(data), "--npop", "2", "--seed", "3", "--distributed",
+                     "--population", "independent", "--ops", "darts"]
     # interrupted: 4 decisions per member, then resumed to the end
     assert search_evolutionary.main(common + ["--save", str(tmp_path / "a"), "--stop_after", "4"]) == 0
     state = json.loads((tmp_path / "a/search-try/member1/state.json").read_text())
@@ -157,7 +166,7 @@ def test_search_runs_resumes_and_matches_uninterrupted(tmp_path, capsys):
         phases = [s["phase"] for s in ra["perturbation_scores"]]
         assert phases.count("expand") == 14 and phases.count("fine") == 14 and phases.count("topology") == 3
         assert all(len(s["diffs"]) == 7 for s in ra["perturbation_scores"] if s["phase"] == "expand")
-        assert ra["seed"] == 3 + k and "config" in ra and "versions" in ra
+        assert ra["seed"] == child_seed(3, "member", k) and "config" in ra and "versions" in ra
     r0 = json.loads((tmp_path / "a/search-try/member0/result.json").read_text())
     r1 = json.loads((tmp_path / "a/search-try/member1/result.json").read_text())
     assert r0["expand_order"] == list(range(14)) and r1["expand_order"] != r0["expand_order"]
@@ -186,5 +195,123 @@ def test_nb301_reports_why_not(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "nasbench301", None)  # import fails as when not installed
     g = to_genotype([[0]] * N_EDGES, CANDIDATE_OPS)
-    score, why = pertnas.nb301_score(g, None)
-    assert score is None and "not installed" in why
+    score, why = nb301_score(g, None)
+    assert score is None and "cannot import nasbench301" in why
+    # PertNAS' op list: sep_conv_7x7 is no NAS-Bench-301 op, said before anything is loaded
+    g7 = to_genotype([[5]] * N_EDGES, PERTNAS_OPS)
+    score, why = nb301_score(g7, None)
+    assert score is None and "sep_conv_7x7" in why and "--ops darts" in why
+
+
+def test_pertnas_op_list_builds_and_names_duplicates():
+    assert len(PERTNAS_OPS) == 9 and PERTNAS_OPS[5] == "sep_conv_7x7" and PERTNAS_OPS[7] == PERTNAS_OPS[8]
+    sw = [[8] if e in (0, 1) else [5] if e in (2, 3) else [-1] for e in range(N_EDGES)]
+    sw[5], sw[6], sw[9], sw[10] = [7], [0], [3], [6]
+    g = to_genotype(sw, PERTNAS_OPS)
+    # both dil_conv_5x5 entries are one genotype op; sep_conv_7x7 parses and builds for augment.py
+    assert g.normal[0] == (("dil_conv_5x5", 0), ("dil_conv_5x5", 1))
+    assert g.normal[1] == (("sep_conv_7x7", 0), ("sep_conv_7x7", 1))
+    assert parse_genotype(str(g)) == g
+    net = build_network(g, space_kind="darts", C=4, layers=3, n_classes=2, input_size=8)
+    assert net(torch.randn(2, 3, 8, 8))[0].shape == (2, 2)
+    # the search network holds both dil_conv_5x5 copies as separate modules (PertNAS oper-7, oper-8)
+    search_net = PertNASNetwork([list(PERTNAS_OPS) + ["none"]] * N_EDGES, C=4, n_classes=2, layers=1)
+    e = search_net.cells[0].edges[0]
+    assert e.ops[7] is not e.ops[8] and type(e.ops[7]) is type(e.ops[8])
+
+
+class _Counting:
+    """A list of batches that counts the batches handed out (= optimizer updates in train_steps)."""
+
+    def __init__(self, batches):
+        self.batches, self.n = batches, 0
+
+    def __iter__(self):
+        for b in self.batches:
+            self.n += 1
+            yield b
+
+
+def test_perturb_val_makes_steps_plus_one_updates_and_alias_mode_keeps_finetunes():
+    torch.manual_seed(0)
+    sw = [["skip_connect", "sep_conv_3x3", "none"] for _ in range(N_EDGES)]
+    x, y = torch.randn(32, 3, 8, 8), torch.randint(0, 2, (32,))
+    batches = [(x[i:i + 8], y[i:i + 8]) for i in range(0, 32, 8)]
+    cpu = torch.device("cpu")
+    for restore in ("copy", "alias"):
+        torch.manual_seed(0)
+        net = PertNASNetwork(sw, C=4, n_classes=2, layers=1, compute_removed=restore == "alias")
+        train = _Counting(batches)
+        opt = torch.optim.SGD(net.parameters(), 0.1, momentum=0.9)
+        before = {k: v.clone() for k, v in net.state_dict().items()}
+        perturb_val(net, opt, SearchData(train, batches, 2), [(0, 0), (0, 1)], finetune_steps=2, device=cpu,
+                    amp=None, epoch_key=0, restore=restore)
+        assert train.n == 2 * 3  # SE's train(partial=True) breaks after step >= finetune_steps: 2 + 1 updates
+        kept = all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+        assert kept == (restore == "copy")  # alias: SE's state_dict backup never restores the weights
+    train = _Counting(batches)
+    perturb_val(net, opt, SearchData(train, batches, 2), [(0, 0)], finetune_steps=0, device=cpu, amp=None,
+                epoch_key=0)
+    assert train.n == 0  # SE 395: no fine-tune at all when finetune_steps is 0
+
+
+def test_share_valuation_one_process_is_the_plain_mean():
+    from nas.distributed import DistContext
+
+    rng = np.random.default_rng(0)
+    mats = [rng.normal(size=(N_EDGES, 9)) for _ in range(3)]
+    got = share_valuation(mats, DistContext())
+    assert got.shape == (N_EDGES, 9) and np.allclose(got, np.mean(mats, axis=0), rtol=0, atol=1e-12)
+
+
+def test_shared_selection_resumes_and_matches_uninterrupted(tmp_path, capsys):
+    data = _folder_data(tmp_path / "data")
+    common = TINY + ["--data_path", str(data), "--npop", "1", "--seed", "4", "--quiet"]
+    # killed every 9 decisions: the member's expansion, then the selection, resume at their last decision
+    for _ in range(3):
+        assert search_evolutionary.main(common + ["--save", str(tmp_path / "a"), "--stop_after", "9"]) == 0
+    sel = json.loads((tmp_path / "a/search-try/selection/state.json").read_text())
+    assert sel["phase"] == "done" and sel["step"] == 14 + 14 + 3
+    assert search_evolutionary.main(common + ["--save", str(tmp_path / "b")]) == 0
+    ra = json.loads((tmp_path / "a/search-try/results.json").read_text())
+    rb = json.loads((tmp_path / "b/search-try/results.json").read_text())
+    assert ra["population"] == "shared" and ra["best_genotype"] == rb["best_genotype"]
+    assert ra["valuation_matrix"] == rb["valuation_matrix"] == rb["members"][0]["valuation_matrix"]
+    assert ra["perturbation_scores"] == rb["perturbation_scores"]
+    phases = [s["phase"] for s in rb["perturbation_scores"]]
+    assert phases == ["fine"] * 14 + ["topology"] * 3  # selection only: the member's expansion is its own
+    assert [s["edge"] for s in rb["perturbation_scores"][:14]] == [13, 12, 8, 11, 7, 4, 9, 10, 5, 6, 2, 3, 0, 1]
+    member = json.loads((tmp_path / "b/search-try/member0/valuation.json").read_text())
+    assert [s["edge"] for s in member["perturbation_scores"]] == list(range(14))
+    assert all(len(s["diffs"]) == 9 for s in member["perturbation_scores"])  # PertNAS' 9 ops by default
+    assert (tmp_path / "b/search-try/best_genotype.txt").read_text().strip() == rb["best_genotype"]
+    out = capsys.readouterr().out
+    assert "python augment.py --name search-try-best --arch \"Genotype(" in out and "--param DARTS" in out
+
+
+def test_missing_data_then_corrected_rerun_is_not_refused(tmp_path, capsys):
+    from nas.cli import run_cli
+
+    save = ["--save", str(tmp_path / "r"), "--npop", "1", "--stop_after", "1"]
+    assert run_cli(search_evolutionary.main, TINY + ["--data_path", str(tmp_path / "nowhere")] + save) == 1
+    assert "nowhere" in capsys.readouterr().err
+    assert not (tmp_path / "r/search-try/config.json").exists()
+    data = _folder_data(tmp_path / "data")
+    assert run_cli(search_evolutionary.main, TINY + ["--data_path", str(data)] + save) == 0
+    assert json.loads((tmp_path / "r/search-try/config.json").read_text())["data_path"] == str(data)
+
+
+def test_waiting_ranks_stop_on_a_failed_or_stopped_rank(tmp_path):
+    from nas.errors import NASError
+    from nas.pertnas.population import wait_for_files, write_status
+
+    missing = [tmp_path / "member1/valuation.json"]
+    write_status(tmp_path, 1, "old-run", "failed", "boom")  # another run's marker is ignored ...
+    write_status(tmp_path, 0, "this-run", "stopped")
+    assert wait_for_files(missing, tmp_path, "this-run", 2) is False  # ... a stopped rank of this run is not
+    write_status(tmp_path, 1, "this-run", "failed", "OSError: disk full")
+    with pytest.raises(NASError, match="rank 1 failed: OSError: disk full"):
+        wait_for_files(missing, tmp_path, "this-run", 2)
+    (tmp_path / "member1").mkdir()
+    (tmp_path / "member1/valuation.json").write_text("{}")
+    assert wait_for_files(missing, tmp_path, "this-run", 2) is True
