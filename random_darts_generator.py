@@ -12,7 +12,12 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
+from genotypes import format_genotype
 from nas.cli import NASError, UsageError, run_cli
+from nas.io import atomic_write_text
+from nas.spaces import bpe_random_genotype
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,12 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import numpy as np
-
-    from genotypes import format_genotype
-    from nas.io import atomic_write_text
-    from nas.spaces import bpe_random_genotype
-
     args = build_parser().parse_args(argv)
     if args.num <= 0:
         raise UsageError(f"--num must be positive, got {args.num}")

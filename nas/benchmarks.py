@@ -13,6 +13,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import torch
+
 from nas.errors import ConfigError, NASError
 from nas.spaces import NB201Space
 
@@ -23,8 +26,6 @@ class NB201Table:
     """An in-memory NAS-Bench-201 table: ``query(arch, column) -> float``."""
 
     def __init__(self, path: str | Path):
-        import pandas as pd
-
         self.path = Path(path)
         if not self.path.is_file():
             raise NASError(f"{self.path}: no such benchmark table")
@@ -123,8 +124,6 @@ class NB201Api:
             raise NASError("the .pth benchmark needs the nas_201_api package: pip install nas-bench-201") from None
         if not path.is_file():
             raise NASError(f"{path}: no such benchmark file")
-        import torch
-
         try:
             # Unpickle here (the user opted in) and hand the dict to the API, which would otherwise call
             # torch.load with the torch>=2.6 default weights_only=True and fail.

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 
 from nas import ranking
 
@@ -39,8 +40,6 @@ class Trails:
 
 
 def _sheets(path: Path) -> dict[str, Any]:
-    import pandas as pd
-
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     try:

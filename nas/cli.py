@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from genotypes import GenotypeError
+from nas.device import configure_threads
 from nas.errors import ConfigError, NASError
 from nas.io import get_logger
 
@@ -57,8 +58,6 @@ def add_runtime_args(parser: argparse.ArgumentParser, *, device: bool = True) ->
 
 def setup_threads(threads: int | None, *, world_size: int = 1) -> None:
     """Apply ``--threads``; without it use every core, split between the processes of a torchrun job."""
-    from nas.device import configure_threads
-
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be positive, got {threads}")
     configure_threads(threads, world_size=world_size)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nas.benchmarks import NB201Table, load_nb301, nb301_predict
+from nas.benchmarks import NB201Api, NB201Table, load_nb301, nb301_predict
 from nas.errors import ConfigError
 from nas.estimators.base import Score
 
@@ -40,8 +40,6 @@ class NB201ApiEstimator:
 
     def __init__(self, path: str | Path, *, metric: str = "valid-accuracy", dataset: str = "cifar10-valid",
                  hp: str = "12", trust_pickle: bool = False):
-        from nas.benchmarks import NB201Api
-
         self.api = NB201Api(path, trust_pickle=trust_pickle)
         self.metric, self.dataset, self.hp = metric, dataset, str(hp)
         self.name = f"nb201api:{dataset}:{metric}:{hp}"
