@@ -230,6 +230,9 @@ def load_singlepath(run_dir: str | Path, *, epoch: int | None = None, device: to
     """Config and checkpoint state of a single-path run (``epoch``: checkpoint_<E>.pt)."""
     run_dir = Path(run_dir)
     p = run_dir / ("checkpoint.pt" if epoch is None else f"checkpoint_{epoch}.pt")
+    latest = run_dir / "checkpoint.pt"
+    if not p.is_file() and latest.is_file() and load_checkpoint(latest).get("epoch") == epoch:
+        p = latest  # the last epoch is in checkpoint.pt whatever --save_every was
     if not p.is_file():
         have = sorted(q.name for q in run_dir.glob("checkpoint*.pt")) if run_dir.is_dir() else []
         raise NASError(f"{p}: no such checkpoint; {run_dir} has: {', '.join(have) or 'none'}")
@@ -303,6 +306,7 @@ def _train(cfg, run_dir: Path, *, device, data, save_every, logger, max_steps, o
         lr = optimizer.param_groups[0]["lr"]
         tr = train_epoch(net, loader, optimizer, grad_clip=cfg.grad_clip, params=model.weights(),
                          max_steps=max_steps, before_step=before_step)
+        net.mark_used()  # the last step's gradients count too: a resumed run has none left to look at
         mean_loss = torch.stack(net.step_losses).mean().item()
         scheduler.step(mean_loss)  # = aw_nas' step at the next epoch's start with this epoch's losses
         history.append({"epoch": epoch, "lr": lr, "train_loss": mean_loss, "train_acc": tr["acc"],
