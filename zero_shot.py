@@ -1,13 +1,11 @@
 """Zero-shot scores (grad_norm, snip, grasp, fisher, jacob_cov, synflow, relu_logdet, params, flops) of architectures.
 
-    python zero_shot.py --space nb201 --archs archs.txt --dataset cifar10 --data_path DIR --batch_size 64 \\
-        --seeds 20 2020 202020 --out scores.csv
-    python zero_shot.py --space darts --sample 10 --seed 0 --dataset folder --data_path DIR --out scores.csv
+    python zero_shot.py --space nb201 --archs archs.txt --dataset cifar10 --data_path DIR --out scores.csv
+    python zero_shot.py --space nb201 --all --measures --oneshot RUN_DIR --data_path DIR --out oneshot.csv
 
-One CSV row per architecture (``arch_str`` for NB201, ``genotype`` for DARTS spaces) and one column per
-measure, averaged over the seeds (each seed: its own initial weights and training batch). Rows are
-appended as they finish and the settings are kept beside the CSV, so rerunning the same command resumes.
-``evaluate_estimators.py`` reads the CSV.
+One CSV row per architecture (``arch_str`` for NB201, ``genotype`` for DARTS spaces), one column per measure
+averaged over the seeds (each: its own initial weights and batch), and with ``--oneshot`` the supernet's
+estimate. Rows are appended as they finish, settings kept beside the CSV: rerunning resumes.
 """
 
 from __future__ import annotations
@@ -43,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--oneshot", metavar="RUN_DIR",
                    help="also score each architecture by its accuracy inside this supernet: a search.py run (column "
                         "'oneshot', on the held-out alpha half) or a train_oneshot.py run (aw_nas' derive: columns "
-                        "oneshot, oneshot_loss, oneshot_batch_std; per class <out>.oneshot_classes.csv)")
+                        "oneshot, oneshot_neg_loss, oneshot_batch_std; per class <out>.oneshot_classes.csv)")
     p.add_argument("--oneshot_epoch", type=int, default=None, help="supernet checkpoint after this many epochs")
     p.add_argument("--oneshot_limit_valid", type=int, default=None,
                    help="validation images for --oneshot (default: 1024 for search.py runs, all for single-path)")
@@ -68,11 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError("nothing to score: give --measures and/or --oneshot RUN_DIR")
     if args.batch_size < 2:
         raise UsageError("--batch_size must be at least 2 (jacob_cov and relu_logdet compare samples)")
-    if args.sample is not None and args.sample <= 0:
-        raise UsageError(f"--sample must be positive, got {args.sample}")
     space = get_space(args.space)
-    if args.all and space.kind != "nb201":
-        raise UsageError(f"--all enumerates NAS-Bench-201 only, not --space {args.space}")
+    if (args.sample is not None and args.sample <= 0) or (args.all and space.kind != "nb201"):
+        raise UsageError("--sample must be positive and --all is for --space nb201 only")
     archs = read_arch_list(args.archs, space) if args.archs else list(space.enumerate()) if args.all else \
         [space.sample(rng) for rng in [random.Random(args.seed)] for _ in range(args.sample)]
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "overwrite", "device", "threads", "archs",

@@ -18,6 +18,7 @@ from nas.supernet.sdarts import SDartsPerturbation, clip_rows, epsilon_at, make_
 from nas.supernet.search import SearchConfig, build_search_model, make_loaders, search_epoch
 
 CPU = torch.device("cpu")
+pytestmark = pytest.mark.usefixtures("one_thread")  # a shared 2-core machine: no thread oversubscription
 
 
 def _data(n_train=24, n_valid=16, size=8, n_classes=3, seed=0) -> ImageData:
@@ -127,7 +128,7 @@ def test_darts_space_masks_zero_weight_ops():
         SDartsPerturbation(m, "sdarts-x")
 
 
-def test_alpha_step_unperturbed_weight_step_perturbed(one_thread):
+def test_alpha_step_unperturbed_weight_step_perturbed():
     """One search step of sdarts-rs: alphas as plain DARTS (first order, clean), weights trained on noisy p."""
     data = _data()
     out = {}
@@ -169,7 +170,7 @@ def test_projection_keeps_decided_rows_one_hot():
 
 
 @pytest.mark.parametrize("method,space", [("sdarts-rs", "nb201"), ("sdarts-adv", "nb201"), ("sdarts-adv", "s3")])
-def test_toy_search_then_projection(tmp_path, method, space, one_thread, capsys):
+def test_toy_search_then_projection(tmp_path, method, space, capsys):
     import numpy as np
     from PIL import Image
 

@@ -18,6 +18,7 @@ from nas.nb201_iso import arch_from_indices, canonicalize, check_valid_arch, dei
 from nas.supernet.singlepath import PathSampler, SinglePathConfig, SinglePathForward, path_of, run_singlepath
 
 CPU = torch.device("cpu")
+pytestmark = pytest.mark.usefixtures("one_thread")  # a shared 2-core machine: no thread oversubscription
 A = arch_from_indices([1, 4, 4, 4, 1, 4])  # aw_nas tests/test_nasbench201.py 272-277: an isomorphic pair
 B = arch_from_indices([1, 4, 4, 1, 4, 4])
 OTHER = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
@@ -112,7 +113,7 @@ def test_path_masks_dead_edges_and_unused_grads_emulation():
 # ----------------------------------------------------------------------------- training
 
 
-def test_resumed_training_equals_uninterrupted(tmp_path, one_thread):
+def test_resumed_training_equals_uninterrupted(tmp_path):
     data = _data()
     cfg = _cfg(plateau_patience=1, plateau_factor=0.5)
     full = run_singlepath(cfg, tmp_path / "full", device=CPU, data=data, save_every=2)
@@ -142,7 +143,7 @@ def test_resumed_training_equals_uninterrupted(tmp_path, one_thread):
 # ----------------------------------------------------------------------------- estimation
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("sp")
     data = _data(n_valid=20)
@@ -211,7 +212,8 @@ def test_estimate_csv_complete_and_resumable(trained, tmp_path, monkeypatch):
     assert zero_shot.main(argv) == 0
     rows = {r["arch_str"]: r for r in csv.DictReader(open(out))}
     assert set(rows) == set(archs)
-    assert list(next(iter(rows.values()))) == ["arch_str", "oneshot", "oneshot_loss", "oneshot_batch_std", "seconds"]
+    header = ["arch_str", "oneshot", "oneshot_neg_loss", "oneshot_batch_std", "seconds"]
+    assert list(next(iter(rows.values()))) == header
     assert all(rows[a]["oneshot"] == first[a]["oneshot"] for a in first)  # kept, not recomputed
     assert rows[A]["oneshot"] == rows[B]["oneshot"]
     classes = list(csv.DictReader(open(f"{out}.oneshot_classes.csv")))
@@ -219,3 +221,21 @@ def test_estimate_csv_complete_and_resumable(trained, tmp_path, monkeypatch):
     assert zero_shot.main(argv) == 0  # complete: nothing to do
     with pytest.raises(ValueError, match="other settings"):
         zero_shot.main(argv + ["--oneshot_epoch", "1"])
+
+
+def test_darts_space_single_path_trains_and_scores(tmp_path):
+    import random
+
+    from nas.spaces import get_space
+
+    data = _data()
+    cfg = _cfg(space="s5", sampling="uniform", layers=3, epochs=1)
+    rec = run_singlepath(cfg, tmp_path / "r", device=CPU, data=data)
+    assert rec["finished"] and rec["history"][0]["train_loss"] > 0
+    sp = get_space("s5")
+    g = sp.sample(random.Random(0))
+    with SinglePathEstimator(tmp_path / "r", tmp_path / "c.csv", CPU, data=data, batch_size=8) as est:
+        w, masks = path_of(est.model, g)
+        assert all(int(masks[ct].sum()) == 8 for ct in ("normal", "reduce"))  # 2 inputs x 4 nodes, one op each
+        s = est.score(g)
+        assert 0.0 <= s.value <= 100.0 and list(est.table.done) == [sp.key(g)]

@@ -88,7 +88,8 @@ class SinglePathEstimator:
     a killed scoring resumes without evaluating a class twice).
     """
 
-    columns = ("oneshot", "oneshot_loss", "oneshot_batch_std")
+    # higher is better in every estimate column: the loss enters negated, as aw_nas ranks by -loss (cal_loss)
+    columns = ("oneshot", "oneshot_neg_loss", "oneshot_batch_std")
 
     def __init__(self, run_dir: str | Path, classes_csv: str | Path, device: torch.device | str = "cpu", *,
                  epoch: int | None = None, data: Any = None, data_path: str | None = None,
@@ -142,7 +143,7 @@ class SinglePathEstimator:
         t0 = time.perf_counter()
         loss, accs = self.evaluate(arch)
         return Score(value=float(np.mean(accs)), cost_seconds=time.perf_counter() - t0,
-                     extras={"oneshot_loss": loss, "oneshot_batch_std": float(np.std(accs))})
+                     extras={"oneshot_neg_loss": -loss, "oneshot_batch_std": float(np.std(accs))})
 
     def close(self) -> None:
         self.table.close()
