@@ -1,18 +1,17 @@
 """Zero-shot scores (grad_norm, snip, grasp, fisher, jacob_cov, synflow, relu_logdet, params, flops) of architectures.
 
-    python zero_shot.py --space nb201 --archs archs.txt --dataset cifar10 --data_path DIR --batch_size 64 \\
-        --seeds 20 2020 202020 --out scores.csv
-    python zero_shot.py --space darts --sample 10 --seed 0 --dataset folder --data_path DIR --out scores.csv
+    python zero_shot.py --space nb201 --archs archs.txt --dataset cifar10 --data_path DIR --out scores.csv
+    python zero_shot.py --space nb201 --all --measures --oneshot RUN_DIR --data_path DIR --out oneshot.csv
 
-One CSV row per architecture (``arch_str`` for NB201, ``genotype`` for DARTS spaces) and one column per
-measure, averaged over the seeds (each seed: its own initial weights and training batch). Rows are
-appended as they finish and the settings are kept beside the CSV, so rerunning the same command resumes.
-``evaluate_estimators.py`` reads the CSV.
+One CSV row per architecture (``arch_str`` for NB201, ``genotype`` for DARTS spaces), one column per measure
+averaged over the seeds (each: its own initial weights and batch), and with ``--oneshot`` the supernet's
+estimate. Rows are appended as they finish, settings kept beside the CSV: rerunning resumes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 from typing import Sequence
 
@@ -20,11 +19,10 @@ from nas.cli import UsageError, add_runtime_args, get_logger, run_cli, setup_thr
 from nas.data import load_dataset
 from nas.device import resolve_device
 from nas.estimators import zeroshot as zs
-from nas.estimators.oneshot import OneShotEstimator
+from nas.estimators.oneshot import oneshot_for_run
 from nas.estimators.scoring import ProxyScorer, ScoreTable, read_arch_list, score_all
 from nas.rundir import normalize_path
 from nas.spaces import get_space
-from nas.supernet.search import load_search
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,16 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--archs", help="file with one NB201 arch string or Genotype(...) per line")
     src.add_argument("--sample", type=int, help="score N architectures sampled from the space")
+    src.add_argument("--all", action="store_true", help="every NAS-Bench-201 cell (15,625)")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument("--seeds", type=int, nargs="+", default=[20, 2020, 202020],
                    help="init/batch seeds averaged per architecture (aw_nas: 20 2020 202020)")
     p.add_argument("--measures", nargs="*", default=list(zs.MEASURES),
                    help=f"subset of {' '.join(zs.MEASURES)} (none with --oneshot: only the one-shot column)")
     p.add_argument("--oneshot", metavar="RUN_DIR",
-                   help="also score each architecture by its accuracy inside this search.py supernet (column "
-                        "'oneshot'), on the held-out part of train the search used for its alphas")
+                   help="also score each architecture by its accuracy inside this supernet: a search.py run (column "
+                        "'oneshot', on the held-out alpha half) or a train_oneshot.py run (aw_nas' derive: columns "
+                        "oneshot, oneshot_neg_loss, oneshot_batch_std; per class <out>.oneshot_classes.csv)")
     p.add_argument("--oneshot_epoch", type=int, default=None, help="supernet checkpoint after this many epochs")
-    p.add_argument("--oneshot_limit_valid", type=int, default=1024, help="validation images for --oneshot")
+    p.add_argument("--oneshot_limit_valid", type=int, default=None,
+                   help="validation images for --oneshot (default: 1024 for search.py runs, all for single-path)")
     p.add_argument("--dataset", default="cifar10", help="cifar10, cifar100, svhn or folder")
     p.add_argument("--data_path", default="data/", help="dataset folder")
     p.add_argument("--limit_train", type=int, default=None, help="keep the first N training images")
@@ -61,28 +62,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log = get_logger("zero_shot")
     names = zs.check_measures(args.measures)
-    columns = names + (["oneshot"] if args.oneshot else [])
-    if not columns:
+    if not names and not args.oneshot:
         raise UsageError("nothing to score: give --measures and/or --oneshot RUN_DIR")
     if args.batch_size < 2:
         raise UsageError("--batch_size must be at least 2 (jacob_cov and relu_logdet compare samples)")
-    if args.sample is not None and args.sample <= 0:
-        raise UsageError(f"--sample must be positive, got {args.sample}")
     space = get_space(args.space)
-    archs = read_arch_list(args.archs, space) if args.archs else \
+    if (args.sample is not None and args.sample <= 0) or (args.all and space.kind != "nb201"):
+        raise UsageError("--sample must be positive and --all is for --space nb201 only")
+    archs = read_arch_list(args.archs, space) if args.archs else list(space.enumerate()) if args.all else \
         [space.sample(rng) for rng in [random.Random(args.seed)] for _ in range(args.sample)]
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "overwrite", "device", "threads", "archs",
-                                                                  "sample", "seed")}
+                                                                  "sample", "seed", "all")}
     settings["data_path"] = normalize_path(args.data_path)
     device = resolve_device(args.device)
     setup_threads(args.threads)
-    with ScoreTable(args.out, arch_column="arch_str" if space.kind == "nb201" else "genotype", columns=columns,
-                    settings=settings, overwrite=args.overwrite) as table:
+    oneshot, extra = oneshot_for_run(args.oneshot, space=space, dataset=args.dataset, data_path=args.data_path,
+                                     device=device, epoch=args.oneshot_epoch, limit_valid=args.oneshot_limit_valid,
+                                     out=args.out, overwrite=args.overwrite) if args.oneshot else (None, [])
+    with contextlib.closing(oneshot) if hasattr(oneshot, "close") else contextlib.nullcontext(), \
+            ScoreTable(args.out, arch_column="arch_str" if space.kind == "nb201" else "genotype",
+                       columns=names + extra, settings=settings, overwrite=args.overwrite) as table:
         todo = [a for a in archs if space.key(a) not in table.done]
         log.info("%d architectures, %d already in %s", len(archs), len(archs) - len(todo), args.out)
         if not todo:
             return 0
-        proxies = oneshot = None
+        proxies = None
         if names:
             data = load_dataset(args.dataset, args.data_path, valid="none", limit_train=args.limit_train)
             cfg = zs.default_net_config(space.kind, n_classes=data.n_classes, input_size=data.image_size,
@@ -90,13 +94,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg.C, cfg.layers = args.init_channels or cfg.C, args.layers or cfg.layers
             batches = zs.BatchSource(data, batch_size=min(args.batch_size, len(data.train_y)), device=device)
             proxies = ProxyScorer(names, cfg, batches, list(args.seeds), device)
-        if args.oneshot:
-            scfg, _ = load_search(args.oneshot, epoch=args.oneshot_epoch, device=device)
-            if (scfg.space == "nb201") != (space.kind == "nb201"):
-                raise UsageError(f"--oneshot {args.oneshot} searched space {scfg.space!r}, not {args.space!r}")
-            vdata = load_dataset(args.dataset, args.data_path, valid=scfg.train_portion,
-                                 limit_valid=args.oneshot_limit_valid)
-            oneshot = OneShotEstimator(args.oneshot, vdata, device, epoch=args.oneshot_epoch)
         score_all(todo, space, table, proxies=proxies, oneshot=oneshot, logger=log)
     return 0
 

@@ -329,7 +329,7 @@ class NB201Supernet(Supernet):
     kind = "nb201"
 
     def __init__(self, edge_ops: list[list[str]] | None = None, *, C: int = 16, N: int = 5, n_classes: int = 10,
-                 in_channels: int = 3):
+                 in_channels: int = 3, dropout: float = 0.0):
         super().__init__()
         from genotypes import NB201_OPS
         from models.networks import ResNetBasicBlock
@@ -348,6 +348,8 @@ class NB201Supernet(Supernet):
             C_prev = C_curr
         self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU(inplace=True))
         self.gap = nn.AdaptiveAvgPool2d(1)
+        # aw_nas' single-path supernet drops out before the classifier (nasbench_201.py 2646-2650)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.classifier = nn.Linear(C_prev, n_classes)
         self._init_arch({"cell": edge_ops})
 
@@ -357,7 +359,7 @@ class NB201Supernet(Supernet):
         h = self.stem(x)
         for cell in self.cells:
             h = cell(h, w, active) if isinstance(cell, NB201SearchCell) else cell(h)
-        return self.classifier(torch.flatten(self.gap(self.lastact(h)), 1))
+        return self.classifier(self.dropout(torch.flatten(self.gap(self.lastact(h)), 1)))
 
     def genotype(self, rank_by: str = "weights") -> str:
         """Argmax arch string (DARTS-PT ``genotype()``: argmax over all 5 ops, 'none' included).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pytest
 
 from nas import ranking
@@ -111,3 +112,46 @@ def test_format_table_lists_every_setting():
     rows = [ranking.evaluate_all([1, 2, 3, 4], [1, 2, 4, 3], setting=s) for s in ("a", "b")]
     text = ranking.format_table(rows, k_show=("50%",))
     assert len(text.splitlines()) == 3 and "P@top50%" in text
+
+
+def _aw_nas_p_at_tb_k(predict_scores, true_scores, ratio):
+    """aw_nas examples/research/surgery/evaluation.py 63-84 (p_at_tb_k) for one ratio, verbatim logic."""
+    from scipy import stats
+
+    predict_scores, true_scores = np.asarray(predict_scores), np.asarray(true_scores)
+    num_archs = len(predict_scores)
+    predict_inds = np.argsort(predict_scores)[::-1]
+    true_ranks = np.zeros(num_archs)
+    true_ranks[np.argsort(true_scores)] = np.arange(num_archs)[::-1]
+    k = int(num_archs * ratio)
+    top_inds, bottom_inds = predict_inds[:k], predict_inds[num_archs - k:]
+    p_top = len(np.where(true_ranks[top_inds] < k)[0]) / float(k)
+    p_bot = len(np.where(true_ranks[bottom_inds] >= num_archs - k)[0]) / float(k)
+    kd_top = stats.kendalltau(predict_scores[top_inds], true_scores[top_inds]).correlation
+    kd_bot = stats.kendalltau(predict_scores[bottom_inds], true_scores[bottom_inds]).correlation
+    return p_top, p_bot, kd_top, kd_bot
+
+
+def test_kendall_within_top_and_bottom_k_by_hand():
+    est = [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]
+    truth = [3, 1, 2, 10, 9, 8, 7, 6, 5, 4]
+    # predicted top 3 = archs 0, 1, 2 with truths 3, 1, 2: pairs (0,1) and (0,2) concordant, (1,2) discordant
+    top, bottom = ranking.kendall_at_top_bottom_k(est, truth, 0.3)
+    assert top == pytest.approx(1 / 3)
+    assert bottom == pytest.approx(1.0)  # archs 7, 8, 9: truths 6, 5, 4 in the estimate's order
+    res = ranking.evaluate_all(est, truth, ks=(0.3,))
+    assert res["kendall_top_k"]["30%"] == pytest.approx(1 / 3)
+    assert ranking.kendall_at_top_bottom_k(est, truth, 0.05) is None  # k = int(0.5) = 0: skipped as aw_nas
+
+
+def test_top_bottom_k_criteria_match_aw_nas_code_without_ties():
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        n = int(rng.integers(40, 200))
+        truth = rng.permutation(n).astype(float)
+        est = truth + rng.normal(0, n / 3, n)
+        for ratio in (0.05, 0.1, 0.5, 1.0):
+            p_top, p_bot, kd_top, kd_bot = _aw_nas_p_at_tb_k(est, truth, ratio)
+            assert ranking.p_at_top_k(est, truth, ratio) == pytest.approx(p_top)
+            assert ranking.p_at_bottom_k(est, truth, ratio) == pytest.approx(p_bot)
+            assert ranking.kendall_at_top_bottom_k(est, truth, ratio) == (pytest.approx(kd_top), pytest.approx(kd_bot))

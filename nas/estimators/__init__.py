@@ -3,7 +3,8 @@
 - ``BudgetedTrainingEstimator`` (budgeted.py): train from scratch under a ``Budget`` (BPE1, BPE2, ...).
 - ``TableEstimator``, ``NB201ApiEstimator``, ``NB301Estimator`` (benchmarks.py): look the score up.
 - ``ZeroShotEstimator`` (zeroshot.py): one zero-cost proxy of the untrained network.
-- ``OneShotEstimator`` (oneshot.py, imported from there): accuracy inside a trained supernet.
+- ``OneShotEstimator`` (search.py supernets), ``SinglePathEstimator`` (train_oneshot.py, aw_nas' derive) and
+  ``oneshot_for_run`` (oneshot.py, imported from there): accuracy inside a trained supernet.
 - ``build_estimator`` / ``add_estimator_args`` (factory.py): the estimator a command line asks for.
 """
 

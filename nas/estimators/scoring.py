@@ -155,6 +155,7 @@ def score_all(archs: Sequence, space: Any, table: ScoreTable, *, proxies: ProxyS
         if oneshot is not None:
             s = oneshot.score(arch)
             vals["oneshot"], sec = s.value, sec + s.cost_seconds
+            vals.update({k: v for k, v in s.extras.items() if k in columns})  # e.g. oneshot_neg_loss
         table.append(key, vals, sec)
         n_new += 1
         total += sec

@@ -37,6 +37,8 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (default 2; DARTS-PT's 201 recipes use 0)")
     p.add_argument("--alpha_lr", "--arch_learning_rate", dest="alpha_lr", type=float, default=3e-4)
     p.add_argument("--alpha_weight_decay", "--arch_weight_decay", dest="alpha_weight_decay", type=float, default=1e-3)
+    p.add_argument("--epsilon_alpha", type=float, default=None,
+                   help="SDARTS: largest perturbation (default 0.3; ramped from 0.03 over the search)")
     p.add_argument("--learning_rate", dest="lr_dartspt", type=float, default=None, help="DARTS-PT's name of --lr")
     p.add_argument("--learning_rate_min", "--w_lr_min", dest="lr_min_alias", type=float, default=None,
                    help="cosine floor of the weight lr (default 0.001)")
@@ -80,7 +82,8 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     nb201 = space == "nb201"
     fields: dict = {"space": space, "method": args.method or "darts", "seed": args.seed,
                     "epochs": 100 if nb201 else 50, "layers": 5 if nb201 else 8,
-                    "alpha_lr": args.alpha_lr, "alpha_weight_decay": args.alpha_weight_decay}
+                    "alpha_lr": args.alpha_lr, "alpha_weight_decay": args.alpha_weight_decay,
+                    "epsilon_alpha": args.epsilon_alpha}
     if args.param:  # a BPE budget preset: its search-relevant fields
         b = get_budget(args.param)
         fields.update(epochs=b.epochs, batch_size=b.batch_size, lr=b.lr, layers=b.layers,

@@ -43,6 +43,7 @@ from nas.io import atomic_write_json, run_metadata
 from nas.rundir import RunLock
 from nas.seeds import child_seed
 from nas.supernet.architect import Architect
+from nas.supernet.sdarts import make_perturbation
 from nas.supernet.search import build_search_model, load_search, load_search_data, make_loaders, search_epoch
 from nas.train import evaluate
 
@@ -152,6 +153,8 @@ class Projection:
         # DARTS-PT reset_optimizer: a fresh SGD at lr / 10, kept constant while tuning
         self.w_optim = torch.optim.SGD(model.weights(), lr=cfg.lr / 10, momentum=cfg.momentum,
                                        weight_decay=cfg.weight_decay)
+        # SDARTS fine-tuning: constant eps (DARTS-PT passes args.epsilon_alpha), projected rows stay one-hot
+        self.perturb = make_perturbation(cfg.method, model, cfg.epsilon_alpha)
         self.tune_epochs, self.points = plan(model, pcfg.proj_intv)
         self.loaders = make_loaders(data, batch_size=cfg.batch_size, device=device,
                                     seed=child_seed(cfg.seed, "projection"), cutout=cfg.cutout_length)
@@ -252,7 +255,8 @@ class Projection:
                 self.decide(epoch, last=(epoch == self.points[-1]))
             if self.tune_epochs > 0:
                 tr = search_epoch(self.model, self.architect, self.w_optim, self.loaders.train, self.loaders.valid,
-                                  epoch=child_seed(cfg.seed, "tune", epoch), lr=lr, grad_clip=cfg.grad_clip)
+                                  epoch=child_seed(cfg.seed, "tune", epoch), lr=lr, grad_clip=cfg.grad_clip,
+                                  perturb=self.perturb)
                 va = evaluate(self.model, self.loaders.valid_eval)
                 self.history.append({"epoch": epoch, "lr": lr, "train_loss": tr["loss"], "train_acc": tr["acc"],
                                      "valid_loss": va["loss"], "valid_acc": va["acc"],

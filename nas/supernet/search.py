@@ -39,11 +39,13 @@ from nas.rundir import RunFolder, normalize_path
 from nas.seeds import child_seed
 from nas.spaces import get_space
 from nas.supernet.architect import Architect
+from nas.supernet.sdarts import METHODS as SDARTS_METHODS
+from nas.supernet.sdarts import SDartsPerturbation, epsilon_at, make_perturbation
 from nas.train import evaluate, train_epoch
 
 log = logging.getLogger(__name__)
 
-METHODS = ("darts", "blank")
+METHODS = ("darts", "blank", *SDARTS_METHODS)  # sdarts-*: nas.supernet.sdarts
 PROTOCOLS = ("dartspt", "bpe")
 
 
@@ -77,6 +79,7 @@ class SearchConfig:
     scheduler_step: str = "after"  # "before": BPE/pt.darts (epoch e uses the cosine value of e + 1)
     genotype_rank: str = "weights"  # "alphas": pt.darts' parse of the raw alphas (BPE)
     report: str = "last"  # "best": the genotype of the epoch with the best validation accuracy (BPE)
+    epsilon_alpha: float = 0.3  # SDARTS' largest perturbation (DARTS-PT --epsilon_alpha)
 
     @classmethod
     def for_protocol(cls, protocol: str, **fields: Any) -> SearchConfig:
@@ -106,6 +109,8 @@ class SearchConfig:
                 raise ConfigError(f"--{name} must be a positive finite number, got {v!r}")
         if not 0.0 < self.train_portion < 1.0:
             raise ConfigError(f"--train_portion must be in (0, 1), got {self.train_portion!r}")
+        if not 0.0 <= self.epsilon_alpha < float("inf"):
+            raise ConfigError(f"--epsilon_alpha must be a finite number >= 0, got {self.epsilon_alpha!r}")
         for name, allowed in (("scheduler_step", ("before", "after")), ("genotype_rank", ("weights", "alphas")),
                               ("report", ("last", "best")), ("protocol", PROTOCOLS)):
             if getattr(self, name) not in allowed:
@@ -179,18 +184,21 @@ def _cycle(loader, key: int) -> Iterator:
 
 def search_epoch(model: Supernet, architect: Architect, w_optim: torch.optim.Optimizer, train_loader: Iterable,
                  valid_loader: Iterable, *, epoch: int, lr: float, grad_clip: float = 5.0,
-                 max_steps: int | None = None) -> dict[str, float]:
-    """One epoch: per step an alpha update on a valid batch, then a weight update on a train batch."""
+                 max_steps: int | None = None, perturb: SDartsPerturbation | None = None) -> dict[str, float]:
+    """One epoch: per step an alpha update on a valid batch, then a weight update on a train batch
+    (with ``perturb``: on SDARTS-perturbed op weights drawn after the alpha update)."""
     train_loader.set_epoch(epoch)
     valid_iter = _cycle(valid_loader, epoch)
 
     def arch_step(x: torch.Tensor, y: torch.Tensor) -> None:
         vx, vy = next(valid_iter)
         architect.step(x, y, vx, vy, lr=lr, w_optim=w_optim)
+        if perturb is not None:
+            perturb.prepare(x, y)
 
     # the weight step is the toolkit's one training loop, with the alpha update hooked in before it
-    stats = train_epoch(model, train_loader, w_optim, grad_clip=grad_clip, params=model.weights(),
-                        max_steps=max_steps, before_step=arch_step)
+    stats = train_epoch(perturb if perturb is not None else model, train_loader, w_optim, grad_clip=grad_clip,
+                        params=model.weights(), max_steps=max_steps, before_step=arch_step)
     stats["images_per_s"] = stats["n"] / max(stats["seconds"], 1e-9)
     return stats
 
@@ -290,6 +298,7 @@ def _search(cfg: SearchConfig, folder: RunFolder, *, device, data, resume_epoch,
                           w_weight_decay=cfg.weight_decay)
     loaders = make_loaders(data, batch_size=cfg.batch_size, device=device, seed=cfg.seed, cutout=cfg.cutout_length,
                            channels_last=channels_last)
+    perturb = make_perturbation(cfg.method, model, cfg.epsilon_alpha)
     history: list[dict[str, Any]] = []
     start_epoch = 0
     if state is not None:
@@ -332,8 +341,10 @@ def _search(cfg: SearchConfig, folder: RunFolder, *, device, data, resume_epoch,
         lr = cfg.lr_at(epoch)
         for g in w_optim.param_groups:
             g["lr"] = lr
+        if perturb is not None:
+            perturb.eps = epsilon_at(epoch, cfg.epochs, cfg.epsilon_alpha)
         tr = search_epoch(model, architect, w_optim, loaders.train, loaders.valid, epoch=epoch, lr=lr,
-                          grad_clip=cfg.grad_clip, max_steps=max_steps)
+                          grad_clip=cfg.grad_clip, max_steps=max_steps, perturb=perturb)
         va = evaluate(model, loaders.valid_eval)
         arch = arch_of()
         entry = {"epoch": epoch, "lr": lr, "train_loss": tr["loss"], "train_acc": tr["acc"],
