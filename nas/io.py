@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -11,7 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from nas.errors import NASError
 
@@ -120,15 +121,28 @@ def run_metadata(config: Any, *, seed: int | None, started: float) -> dict[str, 
     }
 
 
-def attach_log_file(logger: logging.Logger, path: str | Path) -> None:
-    """Also append ``logger``'s records to ``path`` (once), in the format of ``nas.cli.get_logger``."""
+def attach_log_file(logger: logging.Logger, path: str | Path) -> logging.Handler | None:
+    """Also append ``logger``'s records to ``path`` (once), in the format of ``get_logger``; the new handler."""
     path = Path(path)
     if any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve() for h in logger.handlers):
-        return
+        return None
     path.parent.mkdir(parents=True, exist_ok=True)
     fh = logging.FileHandler(path)
     fh.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%m/%d %H:%M:%S"))
     logger.addHandler(fh)
+    return fh
+
+
+@contextlib.contextmanager
+def log_to_file(logger: logging.Logger, path: str | Path | None) -> Iterator[None]:
+    """``logger`` also writes to ``path`` inside the block; the file is closed after it (None: no file)."""
+    handler = attach_log_file(logger, path) if path is not None else None
+    try:
+        yield
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
+            handler.close()
 
 
 def get_logger(name: str, log_file: str | Path | None = None, *, quiet: bool = False) -> logging.Logger:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -10,8 +11,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nas.checkpoint import save_checkpoint
+from nas.data import ImageData
+from nas.estimators import Score
 from nas.estimators import zeroshot as zs
 from nas.estimators.oneshot import OneShotEstimator, subnet_weights
+from nas.supernet.search import SearchConfig, build_search_model
 
 
 def _linear(seed: int = 0, d_in: int = 5, n_out: int = 3, bias: bool = True) -> nn.Linear:
@@ -152,19 +157,16 @@ def test_compute_measures_on_conv_net_all_finite_and_unknown_name():
 
 
 def test_zero_shot_estimator_on_nb201_network():
-    pytest.importorskip("models.networks", reason="models/networks.py (NB201Network) not there yet")
-    data_mod = pytest.importorskip("nas.data", reason="nas/data.py not there yet")
-    est_mod = pytest.importorskip("nas.estimators", reason="nas/estimators.py (Score) not there yet")
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8, generator=g)
     y = torch.randint(0, 10, (16,), generator=g)
-    data = data_mod.ImageData(name="tiny", train_x=x, train_y=y, valid_x=x, valid_y=y, n_classes=10,
-                              mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    data = ImageData(name="tiny", train_x=x, train_y=y, valid_x=x, valid_y=y, n_classes=10,
+                     mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     cfg = zs.NetConfig("nb201", n_classes=10, input_size=8, C=4, layers=1)
     arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
     est = zs.ZeroShotEstimator("synflow", "nb201", data, "cpu", seeds=[1, 2], batch_size=8, net_config=cfg)
     s1, s2 = est.score(arch), est.score(arch)
-    assert isinstance(s1, est_mod.Score)
+    assert isinstance(s1, Score)
     assert s1.value > 0 and s1.value == pytest.approx(s2.value)  # seeded: repeatable
     assert s1.cost_seconds >= 0 and s1.extras["measure"] == "synflow"
 
@@ -201,22 +203,15 @@ def test_jacob_cov_is_nan_when_output_ignores_input():
 
 
 def test_oneshot_estimator_on_tiny_nb201_supernet(tmp_path):
-    sn = pytest.importorskip("nas.supernet_search", reason="nas/supernet_search.py not there yet")
-    data_mod = pytest.importorskip("nas.data")
-    pytest.importorskip("nas.estimators")
-    import dataclasses
-
-    from nas.checkpoint import save_checkpoint
-
-    cfg = sn.SearchConfig(space="nb201", init_channels=4, layers=1, seed=0)
-    model = sn.build_search_model(cfg, 10, 3, torch.device("cpu"))
+    cfg = SearchConfig(space="nb201", init_channels=4, layers=1, seed=0)
+    model = build_search_model(cfg, 10, 3, torch.device("cpu"))
     save_checkpoint(tmp_path / "checkpoint.pt", {"epoch": 1, "config": dataclasses.asdict(cfg),
                                                  "model": model.state_dict()})
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (24, 3, 8, 8), dtype=torch.uint8, generator=g)
     y = torch.randint(0, 10, (24,), generator=g)
-    data = data_mod.ImageData(name="tiny", train_x=x, train_y=y, valid_x=x, valid_y=y, n_classes=10,
-                              mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    data = ImageData(name="tiny", train_x=x, train_y=y, valid_x=x, valid_y=y, n_classes=10,
+                     mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     est = OneShotEstimator(str(tmp_path), data, "cpu", batch_size=8)
     arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
     w = subnet_weights(est.model, arch)["cell"]

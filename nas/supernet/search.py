@@ -34,7 +34,7 @@ from nas.benchmarks import BenchmarkReport
 from nas.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from nas.data import TensorLoader, load_dataset
 from nas.errors import ConfigError, NASError
-from nas.io import atomic_write_json, attach_log_file, read_json, run_metadata
+from nas.io import atomic_write_json, log_to_file, read_json, run_metadata
 from nas.rundir import RunFolder, normalize_path
 from nas.seeds import child_seed
 from nas.spaces import get_space
@@ -272,11 +272,10 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, *, device: torch.device, 
     folder = RunFolder(run_dir, _config_json(cfg), ignore=("epochs", "data_path"), what=f"search run {run_dir}")
     try:
         folder.open(overwrite=overwrite and resume_epoch is None, write_config=False)
-        if log_file:
-            attach_log_file(logger, run_dir / log_file)
-        return _search(cfg, folder, device=device, data=data, resume_epoch=resume_epoch, ckpt_interval=ckpt_interval,
-                       report=report, logger=logger, tensorboard=tensorboard, channels_last=channels_last,
-                       max_steps=max_steps, on_epoch=on_epoch, started=started)
+        with log_to_file(logger, run_dir / log_file if log_file else None):
+            return _search(cfg, folder, device=device, data=data, resume_epoch=resume_epoch,
+                           ckpt_interval=ckpt_interval, report=report, logger=logger, tensorboard=tensorboard,
+                           channels_last=channels_last, max_steps=max_steps, on_epoch=on_epoch, started=started)
     finally:
         folder.close()
 

@@ -46,7 +46,7 @@ from nas.checkpoint import (
 )
 from nas.data import TensorLoader, load_dataset
 from nas.errors import ConfigError, NASError
-from nas.io import atomic_write_json, attach_log_file, run_metadata
+from nas.io import atomic_write_json, log_to_file, run_metadata
 from nas.nb201_iso import check_valid_arch, deiso_list, live_edges
 from nas.rundir import RunFolder, normalize_path
 from nas.seeds import child_seed
@@ -261,9 +261,9 @@ def run_singlepath(cfg: SinglePathConfig, run_dir: str | Path, *, device: torch.
     folder = RunFolder(run_dir, _config_json(cfg), ignore=("epochs", "data_path"), what=f"single-path run {run_dir}")
     with folder:
         folder.open(overwrite=overwrite)
-        attach_log_file(logger, folder.path / "oneshot.log")
-        return _train(cfg, folder.path, device=device, data=data, save_every=save_every, logger=logger,
-                      max_steps=max_steps, on_epoch=on_epoch, started=started)
+        with log_to_file(logger, folder.path / "oneshot.log"):
+            return _train(cfg, folder.path, device=device, data=data, save_every=save_every, logger=logger,
+                          max_steps=max_steps, on_epoch=on_epoch, started=started)
 
 
 def _train(cfg, run_dir: Path, *, device, data, save_every, logger, max_steps, on_epoch, started) -> dict[str, Any]:
