@@ -22,8 +22,19 @@ from typing import Any, Callable
 import torch.distributed as dist
 
 from nas.distributed import DistContext
+from nas.io import _default as _json_default  # the toolkit's JSON encoding of numpy/torch scalars, tuples
 
 _GENERATION: dict[tuple[str, int], int] = {}  # queues of one name made so far per rank: ranks make them in step
+
+
+def dumps(value: Any) -> str:
+    """JSON text of a result (tuples become lists, numpy/torch scalars numbers; NaN stays NaN)."""
+    return json.dumps(value, default=_json_default)
+
+
+def as_sent(value: Any) -> Any:
+    """``value`` as a rank receives it through the store: the same on rank 0 and elsewhere."""
+    return json.loads(dumps(value))
 
 
 def job_store(ctx: DistContext) -> Any:
@@ -46,7 +57,7 @@ class Board:
         if self.store is None:
             self.local[key] = value
         else:
-            self.store.set(f"{self.prefix}/{key}", json.dumps(value))
+            self.store.set(f"{self.prefix}/{key}", dumps(value))
 
     def wait(self, key: str, *, poll_s: float = 0.2) -> Any:
         """The value published under ``key``, waiting for it as long as it takes."""
@@ -99,7 +110,7 @@ class WorkQueue:
             return
         with self.lock:
             slot = int(self.store.add(f"{self.prefix}/slots", 1)) - 1
-            self.store.set(f"{self.prefix}/result/{slot}", json.dumps(result))
+            self.store.set(f"{self.prefix}/result/{slot}", dumps(result))
             self.store.add(f"{self.prefix}/posted", 1)
 
     def receive(self) -> list[Any]:

@@ -151,6 +151,7 @@ def search_main(args: argparse.Namespace, method: str | None = None) -> int:
     folder = RunFolder(out / f"work_{stem}", config, extra=[json_path, ckpt_path, log_path, out / f"tb_{stem}"],
                        what=f"search run {out / stem}")
     ctx = init_distributed(getattr(args, "device", "auto") or "auto")
+    failed = True
     try:
         problem, resume = None, None
         if ctx.is_main:
@@ -160,15 +161,19 @@ def search_main(args: argparse.Namespace, method: str | None = None) -> int:
                 problem = f"{type(exc).__name__}:{exc}"
         problem = broadcast_object(problem, ctx)
         if problem == "done":
+            failed = False
             return 0
         if problem:
             name, msg = problem.split(":", 1)
             raise (ConfigError if name == "ConfigError" else NASError)(msg)
-        return _search(args, method, encoding, kind, config, ctx, folder, json_path, ckpt_path, log_path,
+        code = _search(args, method, encoding, kind, config, ctx, folder, json_path, ckpt_path, log_path,
                        out / f"tb_{stem}", resume, started)
+        failed = False
+        return code
     finally:
         folder.close()
-        cleanup(ctx)
+        # a rank leaving on an error does not wait; the others wait on the store as long as rank 0 works
+        cleanup(ctx, timeout_s=None, failed=failed)
 
 
 def _open_run(folder: RunFolder, args, json_path: Path, ckpt_path: Path) -> tuple[str | None, dict | None]:
