@@ -7,6 +7,9 @@
 One CSV row per architecture (``arch_str`` for NB201, ``genotype`` for DARTS spaces) and one column per
 measure, averaged over the seeds (each seed: its own initial weights and training batch). Rows are
 appended as they finish and the settings are kept beside the CSV, so rerunning the same command resumes.
+All of NAS-Bench-201 on one GPU with 4 processes sharing it (any rank takes the next cell; rank 0 writes):
+
+    torchrun --standalone --nproc_per_node=4 zero_shot.py --space nb201 --all --data_path DIR --out nb201.csv
 ``evaluate_estimators.py`` reads the CSV.
 """
 
@@ -17,14 +20,12 @@ import random
 from typing import Sequence
 
 from nas.cli import UsageError, add_runtime_args, get_logger, run_cli, setup_threads
-from nas.data import load_dataset
 from nas.device import resolve_device
+from nas.distributed import broadcast_object, cleanup, init_distributed
 from nas.estimators import zeroshot as zs
-from nas.estimators.oneshot import OneShotEstimator
-from nas.estimators.scoring import ProxyScorer, ScoreTable, read_arch_list, score_all
+from nas.estimators.scoring import ScoreTable, build_scorers, read_arch_list, score_all
 from nas.rundir import normalize_path
 from nas.spaces import get_space
-from nas.supernet.search import load_search
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--archs", help="file with one NB201 arch string or Genotype(...) per line")
     src.add_argument("--sample", type=int, help="score N architectures sampled from the space")
+    src.add_argument("--all", action="store_true", help="score every NAS-Bench-201 cell (15,625), resumably")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument("--seeds", type=int, nargs="+", default=[20, 2020, 202020],
                    help="init/batch seeds averaged per architecture (aw_nas: 20 2020 202020)")
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Score the architectures and write the CSV."""
+    """Score the architectures and write the CSV (under torchrun: ranks share the work, rank 0 writes)."""
     args = build_parser().parse_args(argv)
     log = get_logger("zero_shot")
     names = zs.check_measures(args.measures)
@@ -69,35 +71,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.sample is not None and args.sample <= 0:
         raise UsageError(f"--sample must be positive, got {args.sample}")
     space = get_space(args.space)
-    archs = read_arch_list(args.archs, space) if args.archs else \
+    if args.all and space.kind != "nb201":
+        raise UsageError(f"--all enumerates NAS-Bench-201 (15,625 cells), not --space {args.space}")
+    archs = list(space.enumerate()) if args.all else read_arch_list(args.archs, space) if args.archs else \
         [space.sample(rng) for rng in [random.Random(args.seed)] for _ in range(args.sample)]
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "overwrite", "device", "threads", "archs",
-                                                                  "sample", "seed")}
+                                                                  "sample", "seed", "all")}
     settings["data_path"] = normalize_path(args.data_path)
-    device = resolve_device(args.device)
-    setup_threads(args.threads)
-    with ScoreTable(args.out, arch_column="arch_str" if space.kind == "nb201" else "genotype", columns=columns,
-                    settings=settings, overwrite=args.overwrite) as table:
-        todo = [a for a in archs if space.key(a) not in table.done]
-        log.info("%d architectures, %d already in %s", len(archs), len(archs) - len(todo), args.out)
-        if not todo:
-            return 0
-        proxies = oneshot = None
-        if names:
-            data = load_dataset(args.dataset, args.data_path, valid="none", limit_train=args.limit_train)
-            cfg = zs.default_net_config(space.kind, n_classes=data.n_classes, input_size=data.image_size,
-                                        in_channels=data.in_channels)
-            cfg.C, cfg.layers = args.init_channels or cfg.C, args.layers or cfg.layers
-            batches = zs.BatchSource(data, batch_size=min(args.batch_size, len(data.train_y)), device=device)
-            proxies = ProxyScorer(names, cfg, batches, list(args.seeds), device)
-        if args.oneshot:
-            scfg, _ = load_search(args.oneshot, epoch=args.oneshot_epoch, device=device)
-            if (scfg.space == "nb201") != (space.kind == "nb201"):
-                raise UsageError(f"--oneshot {args.oneshot} searched space {scfg.space!r}, not {args.space!r}")
-            vdata = load_dataset(args.dataset, args.data_path, valid=scfg.train_portion,
-                                 limit_valid=args.oneshot_limit_valid)
-            oneshot = OneShotEstimator(args.oneshot, vdata, device, epoch=args.oneshot_epoch)
-        score_all(todo, space, table, proxies=proxies, oneshot=oneshot, logger=log)
+    ctx = init_distributed(args.device)
+    table, failed = None, True
+    try:
+        device = resolve_device(ctx.device)
+        setup_threads(args.threads, world_size=ctx.world_size if device.type == "cpu" else 1)
+        todo = None
+        if ctx.is_main:
+            table = ScoreTable(args.out, arch_column="arch_str" if space.kind == "nb201" else "genotype",
+                               columns=columns, settings=settings, overwrite=args.overwrite)
+            todo = [i for i, a in enumerate(archs) if space.key(a) not in table.done]
+            log.info("%d architectures, %d already in %s", len(archs), len(archs) - len(todo), args.out)
+        todo = broadcast_object(todo, ctx)  # a short collective: every rank is here
+        if todo:
+            proxies, oneshot = build_scorers(args, space, names, device)
+            score_all([archs[i] for i in todo], space, table, proxies=proxies, oneshot=oneshot, logger=log, ctx=ctx)
+        failed = False
+    finally:
+        if table is not None:
+            table.close()
+        cleanup(ctx, timeout_s=None, failed=failed)
     return 0
 
 

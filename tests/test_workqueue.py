@@ -139,3 +139,33 @@ def test_torchrun_queue_killed_rank_then_rerun_records_every_cell_once(tiny_fold
                                                 {b["index"] for b in before}}  # finished ones not retrained
     assert all(len(r["history"]) == 25 for r in doc["records"])
     assert not list(run.glob("arch_*"))
+
+
+def test_zero_shot_torchrun_two_ranks_scores_each_cell_once_like_one_process(tiny_folder, tmp_path):
+    import csv
+
+    from nas.spaces import get_space
+
+    archs = tmp_path / "archs.txt"
+    cells = list(get_space("nb201").enumerate())[::1500]  # 11 cells
+    archs.write_text("\n".join(cells) + "\n")
+    common = ["zero_shot.py", "--space", "nb201", "--archs", str(archs), "--dataset", "folder", "--data_path",
+              str(tiny_folder), "--batch_size", "4", "--seeds", "1", "2", "--init_channels", "4", "--layers", "1",
+              "--measures", "synflow", "snip", "params", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    one = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one.csv")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          *common, "--out", str(tmp_path / "two.csv")], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert "2 ranks on CPU" in two.stderr
+
+    def rows(name):
+        return {r["arch_str"]: {k: float(v) for k, v in r.items() if k not in ("arch_str", "seconds")}
+                for r in csv.DictReader((tmp_path / name).open())}
+
+    lines = (tmp_path / "two.csv").read_text().splitlines()
+    assert len(lines) == 1 + len(cells) and len(set(lines)) == len(lines)  # each cell once
+    assert rows("two.csv") == rows("one.csv")  # whichever rank scored a cell, its scores are the same

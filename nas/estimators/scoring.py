@@ -19,10 +19,12 @@ from typing import Any, Sequence
 import torch
 
 from genotypes import GenotypeError
+from nas.distributed import DistContext
 from nas.errors import ConfigError, NASError
 from nas.estimators.zeroshot import score_architecture
 from nas.io import atomic_write_json, read_json, read_text_file
 from nas.rundir import RunLock, discard, first_difference
+from nas.workqueue import WorkQueue
 
 
 class ScoreTable:
@@ -126,6 +128,31 @@ class ProxyScorer:
                                   device=self.device)
 
 
+def build_scorers(args: Any, space: Any, names: list[str], device: torch.device) -> tuple[Any, Any]:
+    """zero_shot.py's proxy scorer (``names`` measures) and one-shot estimator (``--oneshot``), either None."""
+    from nas.data import load_dataset
+    from nas.estimators import zeroshot as zs
+    from nas.estimators.oneshot import OneShotEstimator
+    from nas.supernet.search import load_search
+
+    proxies = oneshot = None
+    if names:
+        data = load_dataset(args.dataset, args.data_path, valid="none", limit_train=args.limit_train)
+        cfg = zs.default_net_config(space.kind, n_classes=data.n_classes, input_size=data.image_size,
+                                    in_channels=data.in_channels)
+        cfg.C, cfg.layers = args.init_channels or cfg.C, args.layers or cfg.layers
+        batches = zs.BatchSource(data, batch_size=min(args.batch_size, len(data.train_y)), device=device)
+        proxies = ProxyScorer(names, cfg, batches, list(args.seeds), device)
+    if args.oneshot:
+        scfg, _ = load_search(args.oneshot, epoch=args.oneshot_epoch, device=device)
+        if (scfg.space == "nb201") != (space.kind == "nb201"):
+            raise ConfigError(f"--oneshot {args.oneshot} searched space {scfg.space!r}, not {args.space!r}")
+        vdata = load_dataset(args.dataset, args.data_path, valid=scfg.train_portion,
+                             limit_valid=args.oneshot_limit_valid)
+        oneshot = OneShotEstimator(args.oneshot, vdata, device, epoch=args.oneshot_epoch)
+    return proxies, oneshot
+
+
 def read_arch_list(path: str | Path, space: Any) -> list:
     """Architectures of a file, one per line (blank lines and # comments skipped); errors name file:line."""
     out = []
@@ -142,26 +169,53 @@ def read_arch_list(path: str | Path, space: Any) -> list:
     return out
 
 
-def score_all(archs: Sequence, space: Any, table: ScoreTable, *, proxies: ProxyScorer | None = None,
-              oneshot: Any = None, logger: Any = None, progress: Any = None) -> int:
-    """Score every architecture not yet in ``table``; returns how many were scored now."""
-    n_new, total = 0, 0.0
-    columns = table.header[1:-1]
-    for i, arch in enumerate(archs):
+def score_all(archs: Sequence, space: Any, table: ScoreTable | None, *, proxies: ProxyScorer | None = None,
+              oneshot: Any = None, logger: Any = None, progress: Any = None, ctx: DistContext | None = None,
+              poll_s: float = 0.5) -> int:
+    """Score every architecture not yet in ``table``; returns how many were scored now (rank 0's count).
+
+    Under torchrun (``ctx``) every rank calls this with the same ``archs``: ranks take architectures from a
+    work queue (nas.workqueue), so each is scored once, by whichever rank is free; rank 0 alone holds
+    ``table`` (None elsewhere) and appends every row, its own at once and the others' as they arrive.
+    Memory stays flat over any number of architectures: each network lives for its own scoring only.
+    """
+    ctx = ctx or DistContext()
+    todo, seen = [], set(table.done) if table is not None else set()
+    for arch in archs:  # each key once: two ranks must never score the same architecture
         key = space.key(arch)
-        if key in table.done:
-            continue
+        if key not in seen:
+            seen.add(key)
+            todo.append((key, arch))
+    columns = (table.header[1:-1] if table is not None else [])
+    count = {"new": 0, "seconds": 0.0}
+
+    def write(results: list[dict]) -> None:  # rank 0: the one writer of the CSV
+        for r in results:
+            table.append(r["key"], r["values"], r["seconds"])
+            count["new"] += 1
+            count["seconds"] += r["seconds"]
+            if progress is not None:
+                progress.update(1)
+            if logger is not None:
+                logger.info("[%d/%d] %.2fs  %s", count["new"], len(todo), r["seconds"],
+                            " ".join(f"{n}={r['values'][n]:.4g}" for n in columns))
+
+    queue = WorkQueue("score", len(todo), ctx)
+    while (t := queue.take()) is not None:
+        key, arch = todo[t]
         vals, sec = proxies(arch) if proxies is not None else ({}, 0.0)
         if oneshot is not None:
-            s = oneshot.score(arch)
-            vals["oneshot"], sec = s.value, sec + s.cost_seconds
-        table.append(key, vals, sec)
-        n_new += 1
-        total += sec
-        if progress is not None:
-            progress.update(1)
-        if logger is not None:
-            logger.info("[%d/%d] %.2fs  %s", i + 1, len(archs), sec, " ".join(f"{n}={vals[n]:.4g}" for n in columns))
-    if logger is not None and n_new:
-        logger.info("scored %d architectures, %.2f s per architecture; wrote %s", n_new, total / n_new, table.path)
-    return n_new
+            sc = oneshot.score(arch)
+            vals["oneshot"], sec = sc.value, sec + sc.cost_seconds
+        res = {"key": key, "values": vals, "seconds": sec}
+        if ctx.is_main:
+            write([res, *queue.receive()])  # the other ranks' rows too, as they come
+        else:
+            queue.post(res)
+    queue.finish()
+    if ctx.is_main:
+        queue.drain(write, poll_s=poll_s)
+        if logger is not None and count["new"]:
+            logger.info("scored %d architectures, %.2f s per architecture; wrote %s", count["new"],
+                        count["seconds"] / count["new"], table.path)
+    return count["new"]
