@@ -28,7 +28,7 @@ from nas.io import atomic_write_json, get_logger, read_json, read_text_file, run
 from nas.rundir import RunFolder, normalize_path
 from nas.spaces import get_space
 from nas.train import train_architecture
-from nas.workqueue import Collector, WorkQueue
+from nas.workqueue import Collector, WorkQueue, as_sent
 
 # flags that change no result: a rerun may differ in them (a larger --first trains more of the same list)
 IGNORED = ("overwrite", "device", "workers", "print_freq", "quiet", "first", "threads", "cuda_graph")
@@ -99,7 +99,8 @@ def _run(archs: Sequence, folder: RunFolder, *, space_kind: str, budget, data, d
                             len(archs), r["valid_acc"], r["best_valid_acc"], r["params"] / 1e6, r["seconds"],
                             r.get("rank", 0))
 
-    collector = Collector(queue, merge, poll_s=poll_s) if ctx.is_main else None
+    # rank 0 merges its own records at once, the other ranks' from a thread while it trains
+    collector = Collector(queue, merge, poll_s=poll_s) if ctx.is_main and ctx.enabled else None
     try:
         while (task := queue.take()) is not None:
             i = pending[task]
@@ -112,14 +113,18 @@ def _run(archs: Sequence, folder: RunFolder, *, space_kind: str, budget, data, d
                 workdir=workdir, logger=logger, writer=writer, tag=tag, tb_prefix=f"arch_{i:03d}",
                 cuda_graph=cuda_graph), "rank": ctx.rank}
             atomic_write_json(workdir / "record.json", rec)  # its rank is the one writer of this file
-            queue.post(rec)
+            if ctx.is_main:
+                merge([as_sent(rec)])  # as another rank's record would arrive
+            else:
+                queue.post(rec)
         queue.finish()
         if collector is not None:
             collector.stop()  # waits (polling the store) until every rank has finished its last cell
             collector = None
     finally:
-        if collector is not None:
+        if collector is not None:  # leaving on an error: keep what has arrived (a rerun merges the rest)
             collector.stop(drain=False)
+            merge(queue.receive())
         if writer is not None:
             writer.close()
     if ctx.is_main:

@@ -98,7 +98,8 @@ class WorkQueue:
     def take(self) -> int | None:
         """The next task nobody has taken yet, or None when all are taken."""
         if self.store is None:
-            i, self._next = self._next, self._next + 1
+            with self.lock:
+                i, self._next = self._next, self._next + 1
         else:
             i = self._add("next", 1) - 1
         return i if i < self.n_tasks else None
@@ -106,7 +107,8 @@ class WorkQueue:
     def post(self, result: Any) -> None:
         """Send ``result`` to rank 0 (written before it is counted, so rank 0 never reads half of it)."""
         if self.store is None:
-            self._inbox.append(result)
+            with self.lock:
+                self._inbox.append(result)
             return
         with self.lock:
             slot = int(self.store.add(f"{self.prefix}/slots", 1)) - 1
@@ -116,7 +118,9 @@ class WorkQueue:
     def receive(self) -> list[Any]:
         """Rank 0: every result posted since the last call (read once, then deleted from the store)."""
         if self.store is None:
-            out, self._inbox = self._inbox, []
+            with self.lock:
+                out, self._inbox = self._inbox, []
+                self._read += len(out)
             return out
         out = []
         with self.lock:
@@ -135,7 +139,8 @@ class WorkQueue:
     def finish(self) -> None:
         """This rank takes no more tasks (and has posted every result it will post)."""
         if self.store is None:
-            self._finished += 1
+            with self.lock:
+                self._finished += 1
         else:
             self._add("finished", 1)
 
@@ -157,7 +162,10 @@ class WorkQueue:
                 time.sleep(poll_s)
 
     def _posted(self) -> int:
-        return len(self._inbox) + self._read if self.store is None else self._add("posted", 0)
+        if self.store is None:
+            with self.lock:
+                return len(self._inbox) + self._read
+        return self._add("posted", 0)
 
 
 class Collector:
