@@ -23,6 +23,8 @@ accuracies printed then mean nothing. ``--time_limit`` skips what would not fit;
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import random
@@ -70,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                    "540, toy 170); sections that would not fit "
                                                                    "are skipped")
     p.add_argument("--json", default=None, help="write every number here")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: 1 on a CPU)")
     return p
 
 
@@ -165,7 +167,8 @@ def _augment_cmd(cells: Path, data_root: Path, save: Path, name: str, *, ranks: 
     return cmd + [str(ROOT / "augment.py"), "--name", name, "--file", str(cells), "--param", "BPE1",
                   "--epochs", str(epochs), "--dataset", "folder", "--data_path", str(data_root), "--limit_train",
                   str(n_train), "--limit_valid", str(n_valid), "--save_path", str(save), "--device",
-                  "cuda" if device.type == "cuda" else "cpu", "--cuda_graph", graph, "--quiet"]
+                  "cuda" if device.type == "cuda" else "cpu", "--cuda_graph", graph, "--quiet"] + \
+        ([] if device.type == "cuda" else ["--threads", "1"])  # one thread per process on a shared CPU
 
 
 def _run(cmd: list[str], timeout: float, device: torch.device) -> tuple[float, str]:
@@ -206,7 +209,8 @@ def section_cell(cfg: dict, device: torch.device, data: ImageData, genotype, tmp
                                 n_valid=n_valid, device=device, graph=graph), clock.left(), device)
     r = json.loads((tmp / "runs" / "cell" / "results.json").read_text())["records"][0]
     print(f"   augment.py ({'graphed' if r.get('cuda_graph') else 'eager'}, tf32 {r.get('tf32')}): "
-          f"{r['seconds']:.1f} s training, {wall:.1f} s whole command   x{eager_cell / r['seconds']:.2f} vs eager")
+          f"{r['seconds']:.1f} s training, {wall:.1f} s whole command   x{eager_cell / r['seconds']:.2f} vs the eager "
+          "baseline")
     out["cell"] = {"eager_cell_s_extrapolated": eager_cell, "cell_s": r["seconds"], "command_s": wall,
                    "cuda_graph": r.get("cuda_graph"), "speedup": eager_cell / r["seconds"]}
 
@@ -221,7 +225,8 @@ def section_ranks(cfg: dict, device: torch.device, ks: list[int], tmp: Path, clo
             print(f"   K={k} skipped: --time_limit")
             continue
         cells = tmp / f"cells{k}.txt"
-        random_darts_generator.main(["--num", str(k), "--saveto", str(cells), "--seed", "0"])
+        with contextlib.redirect_stdout(io.StringIO()):
+            random_darts_generator.main(["--num", str(k), "--saveto", str(cells), "--seed", "0"])
         name = f"k{k}"
         wall, err = _run(_augment_cmd(cells, tmp / "data", tmp / "runs", name, ranks=k, epochs=1, n_train=n_train,
                                       n_valid=n_valid, device=device), clock.left(), device)
@@ -314,8 +319,10 @@ def main(argv=None) -> int:
     if bad:
         raise SystemExit(f"unknown section {bad[0]!r}; allowed: {', '.join(SECTIONS)}")
     ks = [int(k) for k in args.ranks.split(",")] if args.ranks else list(cfg["ranks"])
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads or device.type == "cpu":
+        # one thread on a CPU unless told: intra-op threads spin and collapse on a shared machine (18 vs 450 img/s
+        # for the BPE1 step with 2 threads against 1 on the 2-core project machine under load)
+        torch.set_num_threads(args.threads or 1)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU"
     print(f"device {device} ({gpu}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} cores, size {size}, time limit {clock.limit:.0f} s")
@@ -333,7 +340,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu_throughput_") as tmp_s:
         tmp = Path(tmp_s)
         write_folder_cache(data, tmp / "data")
-        random_darts_generator.main(["--num", "1", "--saveto", str(tmp / "g.txt"), "--seed", "0"])
+        with contextlib.redirect_stdout(io.StringIO()):
+            random_darts_generator.main(["--num", "1", "--saveto", str(tmp / "g.txt"), "--seed", "0"])
         genotype = read_genotype_file(tmp / "g.txt")[0]
         plan = {"step": (20, lambda: section_step(cfg, device, genotype, out)),
                 "cell": (40, lambda: section_cell(cfg, device, data, genotype, tmp, clock, out)),
