@@ -111,10 +111,10 @@ def cleanup(ctx: DistContext, *, timeout_s: float | None = 120.0, failed: bool =
 
     A gloo rank that destroys the group while another still works (rank 0 writing results) can abort
     at exit ('terminate called without an active exception'), so ranks first meet at a barrier on the
-    store: it waits as long as a peer still works (hours, for a cell in training), never a gloo collective
-    with its fixed timeout. A peer that died makes torchrun stop the job; ``timeout_s`` bounds the wait
-    otherwise (None: no bound, for jobs whose ranks finish their last task at very different times). A rank
-    leaving on an error (``failed``) does not wait: its error line comes at once, torchrun stops the rest.
+    store (polling, not a gloo collective with its fixed timeout). ``timeout_s`` bounds the wait; None waits
+    as long as a peer still works (hours, for a cell in training: augment, the search loop, zero_shot). A
+    peer that died makes torchrun stop the job. A rank leaving on an error (``failed``) does not wait: its
+    error line comes at once, torchrun stops the rest.
     """
     if not (ctx.enabled and dist.is_initialized()):
         return
