@@ -124,3 +124,25 @@ def test_killed_and_resumed_graphed_run_equals_uninterrupted(tmp_path, monkeypat
     for a, b in zip(full["history"], resumed["history"]):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
         assert a["valid_acc"] == pytest.approx(b["valid_acc"], abs=1e-9)
+
+
+def test_gpu_throughput_bench_runs_at_toy_size(tmp_path):
+    """The CI smoke of bench/gpu_throughput.py: every section but torchrun's (tested elsewhere) gives numbers."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "bench.json"
+    p = subprocess.run([sys.executable, str(root / "bench" / "gpu_throughput.py"), "--size", "toy", "--device", "cpu",
+                        "--sections", "step,cell,supernet,zeroshot", "--time_limit", "170", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert res["data"] == "SYNTHETIC" and "SYNTHETIC random" in p.stdout
+    assert not [k for k in res if k.startswith(("failed_", "skipped_"))], res
+    assert res["step_eager_fp32"]["images_per_s"] > 0 and res["step_eager_fp32"]["gpu_busy"] == "n/a"
+    assert res["cell"]["cell_s"] > 0 and res["supernet_eager"]["epoch_s_extrapolated"] > 0
+    assert res["zeroshot"]["hours_15625"] > 0
