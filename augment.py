@@ -6,9 +6,10 @@
 
 Writes <save_path>/<name>/results.json (one record per genotype), config.json, <name>.log and tb/.
 Rerun the same command after a kill: finished genotypes are kept, the one in progress resumes.
-On one machine with several cores (or GPUs), train several genotypes at once, one per process:
+Train several genotypes at once, one per process, from one work queue (a process takes the next genotype
+the moment it is free; more processes than GPUs share the GPUs round-robin; several machines work too):
 
-    torchrun --standalone --nproc_per_node=2 augment.py --name=RS_BPE1 --file=... --param=BPE1
+    torchrun --standalone --nproc_per_node=8 augment.py --name=RS_BPE1 --file=... --param=BPE1
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Sequence
 
 from nas.augment import read_archs, resolved_config, run_augment
 from nas.cli import add_runtime_args, run_cli, setup_threads
+from nas.cudagraph import CUDA_GRAPH_CHOICES
 from nas.data import add_data_args, data_from_args
 from nas.device import resolve_device
 from nas.distributed import cleanup, init_distributed
@@ -39,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run with another config")
     p.add_argument("--workers", type=int, default=0, help="accepted for compatibility; data is held in memory")
     p.add_argument("--quiet", action="store_true", help="log to the .log file only")
+    p.add_argument("--cuda_graph", default="auto", choices=CUDA_GRAPH_CHOICES,
+                   help="capture each epoch's training step (and evaluation) as a CUDA graph and replay it: "
+                        "auto = on CUDA at fp32/bf16 (fp16 trains eagerly); off = launch every kernel")
     add_data_args(p)
     add_runtime_args(p, device=False)
     add_budget_args(p, default="DARTS")
@@ -51,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     budget = budget_from_args(args)
     archs = read_archs(args.space, file=args.file, text=args.arch, first=args.first)
     ctx = init_distributed(args.device)
+    failed = True
     try:
         setup_threads(args.threads, world_size=ctx.world_size if ctx.device == "cpu" else 1)
         device = resolve_device(ctx.device)
@@ -58,9 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dir = Path(args.save_path) / args.name
         doc = run_augment(archs, space_kind=args.space, budget=budget, data=data, device=device, seed=args.seed,
                           run_dir=run_dir, config=resolved_config(args, budget), overwrite=args.overwrite,
-                          quiet=args.quiet, ctx=ctx)
+                          quiet=args.quiet, ctx=ctx, cuda_graph=args.cuda_graph)
+        failed = False
     finally:
-        cleanup(ctx)
+        # ranks finish their last cell at different times: wait on the store as long as it takes
+        cleanup(ctx, timeout_s=None, failed=failed)
     if not ctx.is_main:
         return 0
     best = max(doc["records"], key=lambda r: r["valid_acc"])

@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+from models.supernets import Supernet
 from nas.cli import get_logger, run_cli, setup_threads
+from nas.cudagraph import CUDA_GRAPH_CHOICES, use_cuda_graph
 from nas.device import resolve_device
 from nas.supernet.options import add_benchmark_args, report_from_args, resolve_expid
 from nas.supernet.projection import ProjectionConfig, run_projection
@@ -48,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit_valid", type=int, default=None, help="override the search's --limit_valid")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument("--cuda_graph", default="off", choices=CUDA_GRAPH_CHOICES,
+                   help="replay the supernet's training forward/backward from CUDA graphs (models/graphed.py): "
+                        "on/auto use them on CUDA; off (default until measured on a GPU: bench/gpu_throughput.py)")
     return p
 
 
@@ -61,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pcfg.check()
     device = resolve_device(args.device)
     setup_threads(args.threads)
+    Supernet.cuda_graphs = use_cuda_graph(args.cuda_graph, device)  # every supernet of this process
     run_dir = resolve_expid(args.resume_expid, args.save_path, args.space, args.dataset)
     cfg, _ = load_search(run_dir, epoch=args.resume_epoch, device=device)
     logger = get_logger("project", run_dir / f"{args.tag}.log")

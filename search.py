@@ -16,7 +16,9 @@ from typing import Sequence
 
 import torch
 
+from models.supernets import Supernet
 from nas.cli import get_logger, run_cli, setup_threads
+from nas.cudagraph import CUDA_GRAPH_CHOICES, use_cuda_graph
 from nas.device import resolve_device
 from nas.supernet.options import add_search_args, config_from_args, report_from_args, run_folder
 from nas.supernet.search import run_search
@@ -26,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="search.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_search_args(p)
+    p.add_argument("--cuda_graph", default="off", choices=CUDA_GRAPH_CHOICES,
+                   help="replay the supernet's training forward/backward from CUDA graphs (models/graphed.py): "
+                        "on/auto use them on CUDA; off (default until measured on a GPU: bench/gpu_throughput.py)")
     return p
 
 
@@ -36,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir = run_folder(args, cfg)
     device = resolve_device(args.device)
     setup_threads(args.threads)
+    Supernet.cuda_graphs = use_cuda_graph(args.cuda_graph, device)  # every supernet of this process
     torch.backends.cudnn.benchmark = True
     interval = args.ckpt_interval if args.ckpt_interval is not None else \
         0 if cfg.protocol == "bpe" else 20 if cfg.space == "nb201" else 10

@@ -1,11 +1,16 @@
 """Zero-shot scores (grad_norm, snip, grasp, fisher, jacob_cov, synflow, relu_logdet, params, flops) of architectures.
 
-    python zero_shot.py --space nb201 --archs archs.txt --dataset cifar10 --data_path DIR --out scores.csv
-    python zero_shot.py --space nb201 --all --measures --oneshot RUN_DIR --data_path DIR --out oneshot.csv
+    python zero_shot.py --space nb201 --archs archs.txt --dataset cifar10 --data_path DIR --batch_size 64 \\
+        --seeds 20 2020 202020 --out scores.csv
+    python zero_shot.py --space darts --sample 10 --seed 0 --dataset folder --data_path DIR --out scores.csv
 
-One CSV row per architecture (``arch_str`` for NB201, ``genotype`` for DARTS spaces), one column per measure
-averaged over the seeds (each: its own initial weights and batch), and with ``--oneshot`` the supernet's
-estimate. Rows are appended as they finish, settings kept beside the CSV: rerunning resumes.
+One CSV row per architecture (``arch_str`` for NB201, ``genotype`` for DARTS spaces) and one column per
+measure, averaged over the seeds (each seed: its own initial weights and training batch). Rows are
+appended as they finish and the settings are kept beside the CSV, so rerunning the same command resumes.
+All of NAS-Bench-201 on one GPU with 4 processes sharing it (any rank takes the next cell; rank 0 writes):
+
+    torchrun --standalone --nproc_per_node=4 zero_shot.py --space nb201 --all --data_path DIR --out nb201.csv
+``evaluate_estimators.py`` reads the CSV.
 """
 
 from __future__ import annotations
@@ -16,11 +21,10 @@ import random
 from typing import Sequence
 
 from nas.cli import UsageError, add_runtime_args, get_logger, run_cli, setup_threads
-from nas.data import load_dataset
 from nas.device import resolve_device
+from nas.distributed import broadcast_object, cleanup, init_distributed
 from nas.estimators import zeroshot as zs
-from nas.estimators.oneshot import oneshot_for_run
-from nas.estimators.scoring import ProxyScorer, ScoreTable, read_arch_list, score_all
+from nas.estimators.scoring import ScoreTable, build_scorers, oneshot_columns, read_arch_list, score_all
 from nas.rundir import normalize_path
 from nas.spaces import get_space
 
@@ -32,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--archs", help="file with one NB201 arch string or Genotype(...) per line")
     src.add_argument("--sample", type=int, help="score N architectures sampled from the space")
-    src.add_argument("--all", action="store_true", help="every NAS-Bench-201 cell (15,625)")
+    src.add_argument("--all", action="store_true", help="score every NAS-Bench-201 cell (15,625), resumably")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument("--seeds", type=int, nargs="+", default=[20, 2020, 202020],
                    help="init/batch seeds averaged per architecture (aw_nas: 20 2020 202020)")
@@ -58,43 +62,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Score the architectures and write the CSV."""
+    """Score the architectures and write the CSV (under torchrun: ranks share the work, rank 0 writes)."""
     args = build_parser().parse_args(argv)
     log = get_logger("zero_shot")
     names = zs.check_measures(args.measures)
-    if not names and not args.oneshot:
+    columns = names + oneshot_columns(args.oneshot)
+    if not columns:
         raise UsageError("nothing to score: give --measures and/or --oneshot RUN_DIR")
     if args.batch_size < 2:
         raise UsageError("--batch_size must be at least 2 (jacob_cov and relu_logdet compare samples)")
+    if args.sample is not None and args.sample <= 0:
+        raise UsageError(f"--sample must be positive, got {args.sample}")
     space = get_space(args.space)
-    if (args.sample is not None and args.sample <= 0) or (args.all and space.kind != "nb201"):
-        raise UsageError("--sample must be positive and --all is for --space nb201 only")
-    archs = read_arch_list(args.archs, space) if args.archs else list(space.enumerate()) if args.all else \
+    if args.all and space.kind != "nb201":
+        raise UsageError(f"--all enumerates NAS-Bench-201 (15,625 cells), not --space {args.space}")
+    archs = list(space.enumerate()) if args.all else read_arch_list(args.archs, space) if args.archs else \
         [space.sample(rng) for rng in [random.Random(args.seed)] for _ in range(args.sample)]
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "overwrite", "device", "threads", "archs",
                                                                   "sample", "seed", "all")}
     settings["data_path"] = normalize_path(args.data_path)
-    device = resolve_device(args.device)
-    setup_threads(args.threads)
-    oneshot, extra = oneshot_for_run(args.oneshot, space=space, dataset=args.dataset, data_path=args.data_path,
-                                     device=device, epoch=args.oneshot_epoch, limit_valid=args.oneshot_limit_valid,
-                                     out=args.out, overwrite=args.overwrite) if args.oneshot else (None, [])
-    with contextlib.closing(oneshot) if hasattr(oneshot, "close") else contextlib.nullcontext(), \
-            ScoreTable(args.out, arch_column="arch_str" if space.kind == "nb201" else "genotype",
-                       columns=names + extra, settings=settings, overwrite=args.overwrite) as table:
-        todo = [a for a in archs if space.key(a) not in table.done]
-        log.info("%d architectures, %d already in %s", len(archs), len(archs) - len(todo), args.out)
-        if not todo:
-            return 0
-        proxies = None
-        if names:
-            data = load_dataset(args.dataset, args.data_path, valid="none", limit_train=args.limit_train)
-            cfg = zs.default_net_config(space.kind, n_classes=data.n_classes, input_size=data.image_size,
-                                        in_channels=data.in_channels)
-            cfg.C, cfg.layers = args.init_channels or cfg.C, args.layers or cfg.layers
-            batches = zs.BatchSource(data, batch_size=min(args.batch_size, len(data.train_y)), device=device)
-            proxies = ProxyScorer(names, cfg, batches, list(args.seeds), device)
-        score_all(todo, space, table, proxies=proxies, oneshot=oneshot, logger=log)
+    ctx = init_distributed(args.device)
+    table, failed = None, True
+    try:
+        device = resolve_device(ctx.device)
+        setup_threads(args.threads, world_size=ctx.world_size if device.type == "cpu" else 1)
+        todo = None
+        if ctx.is_main:
+            table = ScoreTable(args.out, arch_column="arch_str" if space.kind == "nb201" else "genotype",
+                               columns=columns, settings=settings, overwrite=args.overwrite)
+            todo = [i for i, a in enumerate(archs) if space.key(a) not in table.done]
+            log.info("%d architectures, %d already in %s", len(archs), len(archs) - len(todo), args.out)
+        todo = broadcast_object(todo, ctx)  # a short collective: every rank is here
+        if todo:
+            proxies, oneshot = build_scorers(args, space, names, device, world_size=ctx.world_size)
+            with contextlib.closing(oneshot) if hasattr(oneshot, "close") else contextlib.nullcontext():
+                score_all([archs[i] for i in todo], space, table, proxies=proxies, oneshot=oneshot, logger=log,
+                          ctx=ctx)
+        failed = False
+    finally:
+        if table is not None:
+            table.close()
+        cleanup(ctx, timeout_s=None, failed=failed)
     return 0
 
 

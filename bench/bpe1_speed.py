@@ -57,7 +57,8 @@ def main(argv=None) -> int:
     from genotypes import read_genotype_file
     from models.networks import DartsNetwork
     from nas.data import TensorLoader, load_dataset, torch_loader
-    from nas.train import configure_threads, make_optimizer, resolve_device, train_epoch
+    from nas.device import configure_threads, resolve_device
+    from nas.train import make_optimizer, train_epoch
     from param_setting import BPE1
 
     data_path = Path(args.data_path)

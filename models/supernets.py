@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from genotypes import Genotype, make_genotype, nb201_from_ops
+from models.graphed import graphed_body
 from models.networks import darts_layout, darts_stem
 from models.ops import FactorizedReduce, StdConv, build_nb201_op, build_op
 
@@ -33,10 +34,12 @@ class BoxAvgPool3x3(nn.Module):
 
     Same numbers as ``nn.AvgPool2d(3, 1, 1, count_include_pad=False)`` (to float rounding) at 3-4x
     less CPU time on 16x16-32x32 maps: ATen's CPU avg_pool2d was the largest cost of the NB201
-    supernet step (21% forward, 14% backward in a torch.profiler trace).
+    supernet step (21% forward, 14% backward in a torch.profiler trace). Off the CPU it is that pool.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":  # on a GPU the native pool is 1 kernel (the box sum here is ~12, ~8 back)
+            return F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
         H, W = x.shape[-2:]
         p = F.pad(x, (1, 1, 1, 1))
         s = p[:, :, :, 0:W] + p[:, :, :, 1:W + 1] + p[:, :, :, 2:W + 2]
@@ -58,21 +61,69 @@ def _fast_pools(module: nn.Module) -> None:
             _fast_pools(child)
 
 
+def _after_relu(op: nn.Module) -> list[nn.Module] | None:
+    """The modules ``op`` runs after its leading ReLU (``op(x) == tail(relu(x))``), or None without one.
+
+    ReLU-Conv-BN, DilConv, SepConv (whose first DilConv starts with the ReLU) and conv_7x1_1x7 start so.
+    """
+    if not isinstance(op, nn.Sequential) or len(op) == 0:
+        return None
+    first = op[0]
+    if isinstance(first, nn.ReLU) and not first.inplace:
+        return list(op)[1:]
+    inner = _after_relu(first)
+    return None if inner is None else inner + list(op)[1:]
+
+
 class MixedEdge(nn.Module):
-    """One edge of a supernet: a weighted sum of candidate ops, running only the active ones."""
+    """One edge of a supernet: a weighted sum of candidate ops, running only the active ones.
+
+    Ops that start with a ReLU may be given ``relu(x)``, computed once per cell input and shared by every
+    edge reading it (a cell's node 0 feeds 3 NB201 edges of 2 such ops each: 6 ReLUs become 1, forward
+    and backward): the same numbers, fewer kernels.
+    """
 
     def __init__(self, op_names: Sequence[str], build: Callable[[str], nn.Module]):
         super().__init__()
         self.op_names = list(op_names)
         self.ops = nn.ModuleList(build(name) for name in self.op_names)
         _fast_pools(self.ops)
+        # plain lists of the ops' own modules, not registered again (state_dict unchanged)
+        self._tails = [_after_relu(op) for op in self.ops]
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, active: Sequence[int]) -> torch.Tensor | None:
+    def uses_relu(self, active: Sequence[int]) -> bool:
+        """Whether an active op starts with a ReLU (then the cell computes relu(x) once for all)."""
+        return any(self._tails[k] is not None for k in active)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, active: Sequence[int],
+                relu_x: torch.Tensor | None = None) -> torch.Tensor | None:
         out = None
         for k in active:
-            y = self.ops[k](x) * w[k]
+            tail = self._tails[k] if relu_x is not None else None
+            if tail is None:
+                h = self.ops[k](x)
+            else:
+                h = relu_x
+                for m in tail:
+                    h = m(h)
+            y = h * w[k]
             out = y if out is None else out + y
         return out
+
+
+class _SharedRelu:
+    """relu(state) computed at most once per cell input, only when an active op wants it."""
+
+    def __init__(self, states: list[torch.Tensor]):
+        self.states = states
+        self.cache: dict[int, torch.Tensor] = {}
+
+    def get(self, i: int, edge: MixedEdge, active: Sequence[int]) -> torch.Tensor | None:
+        if not edge.uses_relu(active):
+            return None
+        if i not in self.cache:
+            self.cache[i] = F.relu(self.states[i])
+        return self.cache[i]
 
 
 class Supernet(nn.Module):
@@ -85,6 +136,26 @@ class Supernet(nn.Module):
     """
 
     cell_types: tuple[str, ...] = ()
+    # CUDA graphs of the training forward+backward (see _run_body); off unless a caller turns it on
+    # (search.py/project.py --cuda_graph), class-wide so that the supernets nas.supernet builds follow it
+    cuda_graphs: bool = False
+
+    def _run_body(self, x: torch.Tensor, ws: Sequence[torch.Tensor], actives: Sequence) -> torch.Tensor:
+        """The network after the architecture weights: eager, or replayed from a CUDA graph.
+
+        With ``cuda_graphs`` on, a training-mode forward with autograd on CUDA is captured once per static
+        configuration (input shape and layout, active ops, which inputs need gradients) after that
+        configuration has come 3 times, as forward and backward graphs
+        (``torch.cuda.make_graphed_callables``), and replayed from then on: a one-off configuration (a
+        projection mask, the last partial batch) stays eager. BatchNorm statistics and the RNG are put back
+        after the capture's warm-up passes, so training sees exactly its own steps. A replayed output
+        lives in the graph's memory: its backward must run before the next forward of the same
+        configuration (every training step here does: forward, backward, then the next forward).
+        Evaluation (no autograd, or eval mode) always runs eagerly.
+        """
+        if not (self.cuda_graphs and x.is_cuda and self.training and torch.is_grad_enabled()):
+            return self._body(x, ws, actives)
+        return graphed_body(self, x, ws, actives)
 
     def _init_arch(self, edge_ops: dict[str, list[list[str]]]) -> None:
         self.edge_ops = {ct: [list(ops) for ops in edge_ops[ct]] for ct in self.cell_types}
@@ -211,11 +282,12 @@ class DartsSearchCell(nn.Module):
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, w: torch.Tensor, active: list[list[int]]) -> torch.Tensor:
         states = [self.preproc0(s0), self.preproc1(s1)]
+        relus = _SharedRelu(states)
         e = 0
         for _ in range(self.n_nodes):
             acc = None
-            for h in states:
-                y = self.edges[e](h, w[e], active[e])
+            for i, h in enumerate(states):
+                y = self.edges[e](h, w[e], active[e], relus.get(i, self.edges[e], active[e]))
                 e += 1
                 if y is not None:
                     acc = y if acc is None else acc + y
@@ -259,6 +331,10 @@ class DartsSupernet(Supernet):
         masks, weights = masks or {}, weights or {}
         wn, an = self.arch_weights("normal", masks.get("normal"), weights.get("normal"))
         wr, ar = self.arch_weights("reduce", masks.get("reduce"), weights.get("reduce"))
+        return self._run_body(x, (wn, wr), (an, ar))
+
+    def _body(self, x: torch.Tensor, ws: Sequence[torch.Tensor], actives: Sequence) -> torch.Tensor:
+        (wn, wr), (an, ar) = ws, actives
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             w, a = (wr, ar) if cell.reduction else (wn, an)
@@ -310,11 +386,12 @@ class NB201SearchCell(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, active: list[list[int]]) -> torch.Tensor:
         nodes = [x]
+        relus = _SharedRelu(nodes)
         e = 0
         for i in range(1, self.max_nodes):
             acc = None
             for j in range(i):
-                y = self.edges[e](nodes[j], w[e], active[e])
+                y = self.edges[e](nodes[j], w[e], active[e], relus.get(j, self.edges[e], active[e]))
                 e += 1
                 if y is not None:
                     acc = y if acc is None else acc + y
@@ -356,6 +433,10 @@ class NB201Supernet(Supernet):
     def forward(self, x: torch.Tensor, masks: Masks | None = None,
                 weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         w, active = self.arch_weights("cell", (masks or {}).get("cell"), (weights or {}).get("cell"))
+        return self._run_body(x, (w,), (active,))
+
+    def _body(self, x: torch.Tensor, ws: Sequence[torch.Tensor], actives: Sequence) -> torch.Tensor:
+        (w,), (active,) = ws, actives
         h = self.stem(x)
         for cell in self.cells:
             h = cell(h, w, active) if isinstance(cell, NB201SearchCell) else cell(h)

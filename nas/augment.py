@@ -2,13 +2,19 @@
 
 Layout of ``<save_path>/<name>/``: ``config.json`` (resolved config), ``results.json`` (one record per
 finished architecture plus run metadata), ``<name>.log``, ``tb/`` (tensorboard), ``arch_NNN/checkpoint.pt``
-(per-epoch checkpoint of the architecture in progress, removed when it finishes).
+(per-epoch checkpoint of the architecture in progress) and ``arch_NNN/record.json`` (its finished record,
+written by the rank that trained it); the folder is removed once rank 0 has merged the record.
+
+Under torchrun the architectures go through a work queue (nas.workqueue): a rank takes the next pending
+one the moment it is free, so K ranks (K may exceed the GPUs: several small networks share one) keep
+busy whatever each cell costs. Rank 0 alone writes results.json, merging records as they arrive.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,81 +22,109 @@ from typing import Any, Sequence
 from torch.utils.tensorboard import SummaryWriter
 
 from genotypes import GenotypeError, format_genotype, parse_genotype, read_genotype_file
-from nas.distributed import DistContext, all_gather_object, barrier, broadcast_object
+from nas.distributed import DistContext, broadcast_object
 from nas.errors import ConfigError, NASError
 from nas.io import atomic_write_json, get_logger, read_json, read_text_file, run_metadata
 from nas.rundir import RunFolder, normalize_path
 from nas.spaces import get_space
 from nas.train import train_architecture
+from nas.workqueue import Collector, WorkQueue, as_sent
 
 # flags that change no result: a rerun may differ in them (a larger --first trains more of the same list)
-IGNORED = ("overwrite", "device", "workers", "print_freq", "quiet", "first", "threads")
+IGNORED = ("overwrite", "device", "workers", "print_freq", "quiet", "first", "threads", "cuda_graph")
 
 
 def run_augment(archs: Sequence, *, space_kind: str, budget, data, device, seed: int, run_dir: Path,
-                config: dict[str, Any], overwrite: bool = False, quiet: bool = False, ctx=None) -> dict[str, Any]:
-    """Train every architecture not yet in ``results.json``; returns the results document.
+                config: dict[str, Any], overwrite: bool = False, quiet: bool = False, ctx=None,
+                cuda_graph: str = "auto", poll_s: float = 2.0) -> dict[str, Any]:
+    """Train every architecture not yet in ``results.json``; returns the results document (rank 0).
 
-    Under torchrun (``ctx`` from nas.distributed.init_distributed) rank r trains every world_size-th pending
-    architecture; records are gathered after each round and rank 0 alone writes results, config and log.
+    Under torchrun (``ctx`` from nas.distributed.init_distributed) the pending architectures are a work
+    queue over the job's store; each finished record is written to ``arch_NNN/record.json`` by its rank
+    and sent to rank 0, which merges it into results.json within ``poll_s`` seconds. A rank killed
+    mid-cell leaves that cell pending (its checkpoint resumes on the rerun); a record is never counted twice.
     """
     ctx = ctx or DistContext()
     run_dir = Path(run_dir)
     folder = RunFolder(run_dir, config, ignore=IGNORED, what=f"run folder {run_dir}")
     try:
         return _run(archs, folder, space_kind=space_kind, budget=budget, data=data, device=device, seed=seed,
-                    config=config, overwrite=overwrite, quiet=quiet, ctx=ctx)
+                    config=config, overwrite=overwrite, quiet=quiet, ctx=ctx, cuda_graph=cuda_graph, poll_s=poll_s)
     finally:
         folder.close()
 
 
 def _run(archs: Sequence, folder: RunFolder, *, space_kind: str, budget, data, device, seed: int,
-         config: dict[str, Any], overwrite: bool, quiet: bool, ctx: DistContext) -> dict[str, Any]:
+         config: dict[str, Any], overwrite: bool, quiet: bool, ctx: DistContext, cuda_graph: str,
+         poll_s: float) -> dict[str, Any]:
     run_dir = folder.path
     res_path = run_dir / "results.json"
-    problem = None
+    texts = [data_text(a, space_kind) for a in archs]
+    problem, pending, doc = None, None, {"records": []}
     if ctx.is_main:
         try:
             folder.open(overwrite=overwrite)
+            doc = read_json(res_path) if res_path.exists() else {"records": []}
+            _merge_leftovers(doc, run_dir, texts)
+            done = {(r["index"], r["genotype"]) for r in doc.get("records", [])}
+            pending = [i for i, t in enumerate(texts) if (i, t) not in done]
         except NASError as exc:
             problem = f"{type(exc).__name__}:{exc}"
-    problem = broadcast_object(problem, ctx)  # every rank stops on rank 0's refusal, not just rank 0
+    # every rank stops on rank 0's refusal, not just rank 0 (a short collective: all ranks are here)
+    problem, pending = broadcast_object((problem, pending), ctx)
     if problem:
         name, msg = problem.split(":", 1)
         raise (ConfigError if name == "ConfigError" else NASError)(msg)
-    barrier(ctx)
     log_file = run_dir / f"{run_dir.name}.log" if ctx.is_main else None
     logger = get_logger(f"augment.{run_dir.name}.{ctx.rank}", log_file, quiet=quiet or not ctx.is_main)
     started = time.time()
-    doc = read_json(res_path) if res_path.exists() else {"records": []}
-    done = {(r["index"], r["genotype"]) for r in doc.get("records", [])}
-    texts = [data_text(a, space_kind) for a in archs]
-    pending = [i for i, t in enumerate(texts) if (i, t) not in done]
     logger.info("%d architectures, %d already trained, %d process(es); budget %s", len(archs),
                 len(archs) - len(pending), ctx.world_size, budget)
+    queue = WorkQueue("augment", len(pending), ctx)
     writer = SummaryWriter(str(run_dir / "tb")) if ctx.is_main else None
-    try:
-        for start in range(0, len(pending), ctx.world_size):
-            mine = pending[start + ctx.rank] if start + ctx.rank < len(pending) else None
-            rec = None
-            if mine is not None:
-                workdir = run_dir / f"arch_{mine:03d}"
-                workdir.mkdir(exist_ok=True)
-                tag = f"[{mine + 1}/{len(archs)}] "
-                logger.info("%strain %s", tag, texts[mine])
-                rec = {"index": mine, **train_architecture(
-                    archs[mine], space_kind=space_kind, budget=budget, data=data, device=device, seed=seed,
-                    workdir=workdir, logger=logger, writer=writer, tag=tag, tb_prefix=f"arch_{mine:03d}")}
-            for r in all_gather_object(rec, ctx):
-                if r is None or not ctx.is_main:
-                    continue
-                doc["records"] = sorted([*doc.get("records", []), r], key=lambda x: x["index"])
-                doc["meta"] = run_metadata(config, seed=seed, started=started)
-                atomic_write_json(res_path, doc)  # the record is safe before its checkpoint goes
+    lock = threading.Lock()
+
+    def merge(records: list[dict]) -> None:  # rank 0 only: the one writer of results.json
+        with lock:
+            have = {r["index"] for r in doc["records"]}
+            new = [r for r in records if r["index"] not in have]
+            if not new:
+                return
+            doc["records"] = sorted([*doc["records"], *new], key=lambda x: x["index"])
+            doc["meta"] = run_metadata(config, seed=seed, started=started)
+            atomic_write_json(res_path, doc)  # the record is safe before its folder goes
+            for r in new:
                 shutil.rmtree(run_dir / f"arch_{r['index']:03d}", ignore_errors=True)
-                logger.info("[%d/%d] valid acc %.2f%% (best %.2f%%), %.2fM params, %.1fs", r["index"] + 1,
-                            len(archs), r["valid_acc"], r["best_valid_acc"], r["params"] / 1e6, r["seconds"])
+                logger.info("[%d/%d] valid acc %.2f%% (best %.2f%%), %.2fM params, %.1fs (rank %s)", r["index"] + 1,
+                            len(archs), r["valid_acc"], r["best_valid_acc"], r["params"] / 1e6, r["seconds"],
+                            r.get("rank", 0))
+
+    # rank 0 merges its own records at once, the other ranks' from a thread while it trains
+    collector = Collector(queue, merge, poll_s=poll_s) if ctx.is_main and ctx.enabled else None
+    try:
+        while (task := queue.take()) is not None:
+            i = pending[task]
+            workdir = run_dir / f"arch_{i:03d}"
+            workdir.mkdir(exist_ok=True)
+            tag = f"[{i + 1}/{len(archs)}] "
+            logger.info("%strain %s", tag, texts[i])
+            rec = {"index": i, **train_architecture(
+                archs[i], space_kind=space_kind, budget=budget, data=data, device=device, seed=seed,
+                workdir=workdir, logger=logger, writer=writer, tag=tag, tb_prefix=f"arch_{i:03d}",
+                cuda_graph=cuda_graph), "rank": ctx.rank}
+            atomic_write_json(workdir / "record.json", rec)  # its rank is the one writer of this file
+            if ctx.is_main:
+                merge([as_sent(rec)])  # as another rank's record would arrive
+            else:
+                queue.post(rec)
+        queue.finish()
+        if collector is not None:
+            collector.stop()  # waits (polling the store) until every rank has finished its last cell
+            collector = None
     finally:
+        if collector is not None:  # leaving on an error: keep what has arrived (a rerun merges the rest)
+            collector.stop(drain=False)
+            merge(queue.receive())
         if writer is not None:
             writer.close()
     if ctx.is_main:
@@ -98,6 +132,28 @@ def _run(archs: Sequence, folder: RunFolder, *, space_kind: str, budget, data, d
         doc["meta"]["world_size"] = ctx.world_size
         atomic_write_json(res_path, doc)
     return doc
+
+
+def _merge_leftovers(doc: dict[str, Any], run_dir: Path, texts: list[str]) -> None:
+    """Records a killed run finished but did not merge (``arch_NNN/record.json``): into ``doc``, once."""
+    have = {r["index"] for r in doc.get("records", [])}
+    found = []
+    for path in sorted(run_dir.glob("arch_*/record.json")):
+        try:
+            rec = read_json(path)
+        except NASError:
+            continue  # unreadable: the cell is trained again
+        i = rec.get("index") if isinstance(rec, dict) else None
+        if isinstance(i, int) and 0 <= i < len(texts) and rec.get("genotype") == texts[i] and i not in have:
+            found.append(rec)
+            have.add(i)
+    if found:
+        doc["records"] = sorted([*doc.get("records", []), *found], key=lambda x: x["index"])
+        atomic_write_json(run_dir / "results.json", doc)
+    for r in doc.get("records", []):  # a folder whose record is merged is no longer needed
+        d = run_dir / f"arch_{r['index']:03d}"
+        if d.is_dir():
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def data_text(arch, space_kind: str) -> str:

@@ -212,12 +212,19 @@ def load_dataset(name: str, data_path: str | Path, *, image_size: int | None = N
 
 
 class TensorLoader:
-    """Batches of a uint8 tensor held on ``device``, normalised and augmented there, batch at a time.
+    """Batches of a uint8 tensor held on ``device``, normalised and augmented there, many batches at a time.
 
     Augmentation follows DARTS/BPE: random crop with zero padding of ``size/8`` pixels (4 at 32x32,
     2 at BPE's 16x16, so the crop moves the same fraction of the image as crop-then-resize did), a
     horizontal flip with probability 1/2, and cutout of ``cutout`` pixels applied after normalisation.
+
+    Few kernels per batch: the images are kept channels-last (NHWC) and, when augmenting, already
+    zero-padded, so crop, flip and shuffle are one gather; normalisation and cutout then run on a chunk
+    of up to ~64 MB of batches at once, and each batch is a view of that chunk (channels_last NCHW).
+    The numbers are those of doing it batch by batch.
     """
+
+    CHUNK_BYTES = 64 << 20
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, *, batch_size: int, shuffle: bool = False,
                  augment: bool = False, cutout: int = 0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
@@ -226,14 +233,18 @@ class TensorLoader:
         if batch_size <= 0:
             raise ValueError(f"batch size must be positive, got {batch_size}")
         self.device = torch.device(device)
-        self.x = x.to(self.device)
-        self.y = y.to(self.device)
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
         self.cutout, self.drop_last, self.seed = cutout, drop_last, seed
         self.channels_last = channels_last
-        self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255.0
-        self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255.0
+        self.shape = tuple(int(s) for s in x.shape[1:])  # C, H, W
         self.pad = max(1, x.shape[-1] // 8) if augment else 0
+        p = self.pad
+        # NHWC, zero-padded once (the padding is black before normalisation, as torchvision's RandomCrop)
+        self.src = F.pad(x, (p, p, p, p)).permute(0, 2, 3, 1).contiguous().to(self.device) if p else \
+            x.permute(0, 2, 3, 1).contiguous().to(self.device)
+        self.y = y.to(self.device)
+        self.mean = torch.tensor(mean, device=self.device) * 255.0
+        self.std = torch.tensor(std, device=self.device) * 255.0
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -246,6 +257,7 @@ class TensorLoader:
 
     def __iter__(self):
         n = len(self.y)
+        C, H, W = self.shape
         g = torch.Generator().manual_seed(child_seed(self.seed, "epoch", self.epoch))
         # every random draw of the epoch at once, moved to the device once
         order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
@@ -253,48 +265,45 @@ class TensorLoader:
             offs = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=g)
             flips = torch.rand(n, generator=g) < 0.5
         if self.cutout:
-            H, W = self.x.shape[-2:]
             centres = torch.stack([torch.randint(0, H, (n,), generator=g), torch.randint(0, W, (n,), generator=g)], 1)
         order = order.to(self.device, non_blocking=True)
         if self.augment:
             offs, flips = offs.to(self.device, non_blocking=True), flips.to(self.device, non_blocking=True)
+            rows = offs[:, 0:1] + torch.arange(H, device=self.device)  # [n, H] source rows of each image
+            cols = offs[:, 1:2] + torch.arange(W, device=self.device)  # [n, W]
+            cols = torch.where(flips[:, None], cols.flip(1), cols)  # a flip is reversed column order
         if self.cutout:
             centres = centres.to(self.device, non_blocking=True)
         self.epoch += 1
         stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
-        for i in range(0, stop, self.batch_size):
-            idx = order[i:i + self.batch_size]
-            xb = self.x[idx]
-            if self.augment:
-                xb = self._crop_flip(xb, offs[i:i + self.batch_size], flips[i:i + self.batch_size])
+        per_chunk = max(1, self.CHUNK_BYTES // (4 * C * H * W) // self.batch_size) * self.batch_size
+        for c0 in range(0, stop, per_chunk):
+            c1 = min(stop, c0 + per_chunk)
+            idx = order[c0:c1]
+            if self.augment:  # crop + flip + shuffle: one gather from the padded images
+                xb = self.src[idx[:, None, None], rows[c0:c1, :, None], cols[c0:c1, None, :]]  # [m, H, W, C]
+            else:
+                xb = self.src[idx]
             xb = (xb.float() - self.mean) / self.std
             if self.cutout:
-                xb = self._cutout(xb, centres[i:i + self.batch_size])
-            # the crop gather leaves NHWC strides: make the layout the one asked for (torch 2.14's CPU conv
-            # backward crashes on channels_last strides for some tiny shapes when the model is not channels_last)
-            xb = xb.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
-            yield xb, self.y[idx]
-
-    def _crop_flip(self, xb: torch.Tensor, offs: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
-        B, _, H, W = xb.shape
-        p = self.pad
-        padded = F.pad(xb, (p, p, p, p))  # zero (black) padding, as torchvision's RandomCrop
-        rows = offs[:, 0:1] + torch.arange(H, device=xb.device)  # [B, H]
-        cols = offs[:, 1:2] + torch.arange(W, device=xb.device)  # [B, W]
-        cols = torch.where(flips[:, None], cols.flip(1), cols)  # a flip is reversed column order
-        b = torch.arange(B, device=xb.device)[:, None, None]
-        out = padded.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]]  # [B, H, W, C]
-        return out.permute(0, 3, 1, 2)
+                xb = self._cutout(xb, centres[c0:c1])
+            xs = xb.permute(0, 3, 1, 2)  # channels_last NCHW view
+            ys = self.y[idx]
+            for i in range(0, c1 - c0, self.batch_size):
+                xv = xs[i:i + self.batch_size]
+                # torch 2.14's CPU conv backward crashes on channels_last strides for some tiny shapes when the
+                # model is not channels_last: give such a model contiguous batches
+                yield (xv if self.channels_last else xv.contiguous()), ys[i:i + self.batch_size]
 
     def _cutout(self, xb: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-        H, W = xb.shape[-2:]
+        H, W = xb.shape[1:3]
         half = self.cutout // 2
         ys = torch.arange(H, device=xb.device)[None, :]
         xs = torch.arange(W, device=xb.device)[None, :]
         in_y = (ys >= centres[:, 0:1] - half) & (ys < centres[:, 0:1] + half)  # [B, H]
         in_x = (xs >= centres[:, 1:2] - half) & (xs < centres[:, 1:2] + half)  # [B, W]
         hole = in_y[:, :, None] & in_x[:, None, :]
-        return xb * (~hole)[:, None].to(xb.dtype)
+        return xb * (~hole)[..., None].to(xb.dtype)
 
 
 def torch_loader(x: torch.Tensor, y: torch.Tensor, *, batch_size: int, image_size: int, train: bool,

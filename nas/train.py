@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -23,8 +24,9 @@ import torch.nn.functional as F
 from genotypes import format_genotype
 from models.networks import build_network, count_flops, count_params
 from nas.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from nas.cudagraph import GraphedStep, use_cuda_graph
 from nas.data import TensorLoader
-from nas.errors import NASError
+from nas.errors import ConfigError, NASError
 
 log = logging.getLogger(__name__)
 
@@ -52,53 +54,95 @@ def _split(out) -> tuple[torch.Tensor, torch.Tensor | None]:
     return (out[0], out[1]) if isinstance(out, tuple) else (out, None)
 
 
+class TrainStep:
+    """The one training step: forward, loss (+ auxiliary), backward, clipping, optimizer update.
+
+    Loss and accuracy accumulate on the device (no per-step host sync). With ``cuda_graph`` the step is
+    captured once per :meth:`reset` and replayed (nas.cudagraph.GraphedStep); on the CPU, or off, the same
+    function runs eagerly. Call ``reset`` whenever a Python float the step uses (lr, drop-path p) changes.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, *, aux_weight: float = 0.0,
+                 grad_clip: float = 5.0, amp: torch.dtype | None = None,
+                 scaler: torch.amp.GradScaler | None = None, params: list[torch.Tensor] | None = None,
+                 cuda_graph: bool = False):
+        self.model, self.optimizer = model, optimizer
+        self.aux_weight, self.grad_clip, self.amp, self.scaler = aux_weight, grad_clip, amp, scaler
+        self.params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
+        self.device = next(model.parameters()).device
+        if cuda_graph and scaler is not None:
+            raise ConfigError("a CUDA graph cannot capture the GradScaler's dynamic loss scale (precision 16)")
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self.runner = GraphedStep(self._step, enabled=cuda_graph)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        # autocast's weight-cast cache must be off while capturing (PyTorch's CUDA-graph notes)
+        with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None,
+                            cache_enabled=not self.runner.enabled):
+            logits, aux = _split(self.model(x))
+            loss = F.cross_entropy(logits, y)
+            if aux is not None and self.aux_weight > 0:
+                loss = loss + self.aux_weight * F.cross_entropy(aux, y)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        if self.grad_clip and self.grad_clip > 0:
+            # foreach clipping keeps the norm on the device (no host sync)
+            nn.utils.clip_grad_norm_(self.params, self.grad_clip, foreach=True)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.loss_sum.add_(loss.detach().float() * y.size(0))
+        self.correct.add_((logits.detach().argmax(1) == y).sum())
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.runner(x, y)
+
+    def reset(self) -> None:
+        """Drop the captured graph (the next steps warm up and capture again)."""
+        self.runner.reset()
+
+    def take_stats(self, n: int) -> tuple[float, float]:
+        """Mean loss and accuracy (%) over ``n`` images since the last call: one host sync, then zeroed."""
+        loss, correct = self.loss_sum.item(), self.correct.item()
+        self.loss_sum.zero_()
+        self.correct.zero_()
+        return loss / n, 100.0 * correct / n
+
+
 def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, *, aux_weight: float = 0.0,
                 grad_clip: float = 5.0, amp: torch.dtype | None = None, scaler: torch.amp.GradScaler | None = None,
                 params: list[torch.Tensor] | None = None, max_steps: int | None = None,
-                before_step: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> dict[str, float]:
+                before_step: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+                step: TrainStep | None = None) -> dict[str, float]:
     """One pass over ``loader``: returns mean loss, accuracy (%), images and seconds.
 
     ``before_step(x, y)`` runs before each weight update (DARTS search: the architecture step).
+    ``step`` (a :class:`TrainStep`, e.g. CUDA-graphed) replaces the eager step built from the other
+    arguments.
     """
     model.train()
-    params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
-    device = next(model.parameters()).device
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
+    step = step or TrainStep(model, optimizer, aux_weight=aux_weight, grad_clip=grad_clip, amp=amp, scaler=scaler,
+                             params=params)
     n = 0
     t0 = time.perf_counter()
-    for step, (x, y) in enumerate(loader):
-        if max_steps is not None and step >= max_steps:
+    for i, (x, y) in enumerate(loader):
+        if max_steps is not None and i >= max_steps:
             break
         if before_step is not None:
             before_step(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            logits, aux = _split(model(x))
-            loss = F.cross_entropy(logits, y)
-            if aux is not None and aux_weight > 0:
-                loss = loss + aux_weight * F.cross_entropy(aux, y)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        if grad_clip and grad_clip > 0:
-            # foreach clipping keeps the norm on the device (no host sync)
-            nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        b = y.size(0)
-        loss_sum += loss.detach().float() * b
-        correct += (logits.detach().argmax(1) == y).sum()
-        n += b
+        step(x, y)
+        n += y.size(0)
     if n == 0:
         raise NASError("the training loader produced no batch (dataset smaller than one batch with drop_last?)")
-    return {"loss": loss_sum.item() / n, "acc": 100.0 * correct.item() / n, "n": n,
-            "seconds": time.perf_counter() - t0}
+    loss, acc = step.take_stats(n)
+    return {"loss": loss, "acc": acc, "n": n, "seconds": time.perf_counter() - t0}
 
 
 @contextlib.contextmanager
@@ -124,17 +168,46 @@ def bn_batch_stats(model: nn.Module, *, update_running: bool = True) -> Iterator
         model.train(was_training)
 
 
+class EvalStep:
+    """Evaluation forward with loss sum and correct count kept on the device; CUDA-graphed when asked.
+
+    The graph is captured once (weights and BatchNorm statistics are read in place) and serves every
+    later evaluation; a batch of another size (the last one) runs eagerly.
+    """
+
+    def __init__(self, model: nn.Module, *, amp: torch.dtype | None = None, cuda_graph: bool = False):
+        self.model, self.amp = model, amp
+        self.device = next(model.parameters()).device
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self.runner = GraphedStep(self._step, enabled=cuda_graph)
+
+    @torch.no_grad()
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None,
+                            cache_enabled=not self.runner.enabled):
+            logits, _ = _split(self.model(x))
+        self.loss_sum.add_(F.cross_entropy(logits.float(), y, reduction="sum"))
+        self.correct.add_((logits.argmax(1) == y).sum())
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.runner(x, y)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, *, amp: torch.dtype | None = None,
              forward: Callable[[torch.Tensor], Any] | None = None, batch_stats: bool = False,
              update_running: bool = True, max_batches: int | None = None,
-             per_batch: list[float] | None = None) -> dict[str, float]:
+             per_batch: list[float] | None = None, step: EvalStep | None = None) -> dict[str, float]:
     """Mean loss and top-1 accuracy (%) over ``loader``: the one evaluation loop.
 
     Eval-mode BatchNorm by default; ``batch_stats`` uses each batch's statistics (see
     :func:`bn_batch_stats`). ``forward(x)`` replaces ``model(x)`` (a supernet with masks or op weights).
     ``per_batch``, when given, receives each batch's accuracy (%) (aw_nas keeps per-batch rewards).
+    ``step`` (an :class:`EvalStep`, e.g. CUDA-graphed) evaluates the plain ``model(x)`` in eval mode.
     """
+    if step is not None and (forward is not None or batch_stats or per_batch is not None):
+        raise ValueError("evaluate: step= serves the plain eval-mode forward only (no forward/batch_stats/per_batch)")
     ctx = bn_batch_stats(model, update_running=update_running) if batch_stats else contextlib.nullcontext()
     was_training = model.training
     if not batch_stats:
@@ -149,6 +222,10 @@ def evaluate(model: nn.Module, loader: Iterable, *, amp: torch.dtype | None = No
             for i, (x, y) in enumerate(loader):
                 if max_batches is not None and i >= max_batches:
                     break
+                n += y.size(0)
+                if step is not None:
+                    step(x, y)
+                    continue
                 with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                     logits, _ = _split(forward(x) if forward is not None else model(x))
                 loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
@@ -156,11 +233,14 @@ def evaluate(model: nn.Module, loader: Iterable, *, amp: torch.dtype | None = No
                 correct += c
                 if per_batch is not None:
                     batch_correct.append((c, y.size(0)))
-                n += y.size(0)
     finally:
         model.train(was_training)
     if n == 0:
         raise NASError("the validation loader produced no batch")
+    if step is not None:  # the step's own accumulators, read and zeroed once
+        loss_sum, correct = step.loss_sum.clone(), step.correct.clone()
+        step.loss_sum.zero_()
+        step.correct.zero_()
     if per_batch is not None:  # one host transfer for all batches
         counts = torch.stack([c for c, _ in batch_correct]).tolist()
         per_batch.extend(100.0 * c / b for c, (_, b) in zip(counts, batch_correct))
@@ -168,11 +248,32 @@ def evaluate(model: nn.Module, loader: Iterable, *, amp: torch.dtype | None = No
 
 
 def make_optimizer(model_or_params, budget) -> torch.optim.SGD:
-    """SGD with the budget's lr, momentum and weight decay."""
-    params = model_or_params.parameters() if isinstance(model_or_params, nn.Module) else model_or_params
-    # foreach: one fused update over all tensors instead of a Python loop per parameter (CPU default is off)
-    return torch.optim.SGD(params, lr=budget.lr, momentum=budget.momentum, weight_decay=budget.weight_decay,
-                           foreach=True)
+    """SGD with the budget's lr, momentum and weight decay: fused on CUDA (one kernel for every tensor, and
+    it reads GradScaler's ``found_inf`` on the device), foreach elsewhere (one update over all tensors
+    instead of a Python loop per parameter; the CPU default is off)."""
+    params = list(model_or_params.parameters() if isinstance(model_or_params, nn.Module) else model_or_params)
+    kw = dict(lr=budget.lr, momentum=budget.momentum, weight_decay=budget.weight_decay)
+    if params and params[0].device.type == "cuda":
+        try:
+            return torch.optim.SGD(params, fused=True, **kw)
+        except (TypeError, RuntimeError):  # a PyTorch without fused SGD for this device
+            pass
+    return torch.optim.SGD(params, foreach=True, **kw)
+
+
+def configure_precision(device: torch.device, precision: str | int = "32") -> dict[str, Any]:
+    """Set the process's matmul/convolution precision for a budget; returns what the record keeps.
+
+    fp32 ("32") on CUDA lets cuBLAS and cuDNN use TF32 tensor cores (10-bit mantissa products, fp32
+    accumulation), as PyTorch allows (``allow_tf32``); the BPE paper's GPUs (no TF32) computed full fp32
+    products: ``NAS_NO_TF32=1`` restores that. bf16/fp16 run under autocast (see :func:`autocast_dtype`).
+    """
+    precision = str(precision)
+    tf32 = torch.device(device).type == "cuda" and precision == "32" and not os.environ.get("NAS_NO_TF32")
+    if torch.device(device).type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+    return {"precision": precision, "tf32": tf32}
 
 
 def epoch_lr(budget, epoch: int) -> float:
@@ -194,14 +295,22 @@ def epoch_lr(budget, epoch: int) -> float:
 def train_architecture(arch, *, space_kind: str, budget, data, device: torch.device, seed: int = 0,
                        workdir: str | Path | None = None, logger: logging.Logger | None = None,
                        writer=None, tag: str = "", tb_prefix: str = "train", compile_model: bool = False,
-                       progress_every: int = 1) -> dict[str, Any]:
+                       progress_every: int = 1, cuda_graph: str = "auto") -> dict[str, Any]:
     """Train ``arch`` from scratch under ``budget``; resumable per epoch when ``workdir`` is given.
 
     Returns the record augment.py writes: arch text, final and best validation accuracy (%), the
     budget's reward (``best`` as BPE, or ``last``) and its value, per-epoch history, parameters, FLOPs
-    (multiply-adds per image), precision and seconds.
+    (multiply-adds per image), precision, TF32, CUDA graph and seconds.
+
+    ``cuda_graph`` (auto, on, off; nas.cudagraph): on CUDA each epoch's training step is captured once
+    (after one eager warm-up step) and replayed, and evaluation likewise; the last partial batch of
+    each epoch runs eagerly, so every image is used as on the CPU. The graph is re-captured every epoch
+    because the learning rate and the drop-path probability are baked into it.
     """
     logger = logger or log
+    device = torch.device(device)
+    graphed = use_cuda_graph(cuda_graph, device, budget.precision)
+    prec = configure_precision(device, budget.precision)
     seed_everything(seed)
     model = build_network(arch, space_kind=space_kind, C=budget.init_channels, layers=budget.layers,
                           n_classes=data.n_classes, input_size=data.image_size, in_channels=data.in_channels,
@@ -227,12 +336,17 @@ def train_architecture(arch, *, space_kind: str, budget, data, device: torch.dev
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             set_rng_state(state["rng"])
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
             history, start_epoch, elapsed = state["history"], int(state["epoch"]), float(state["seconds"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise NASError(f"{ckpt}: checkpoint does not fit this architecture or budget ({type(exc).__name__}: "
                            f"{exc}); move it away to restart this architecture") from None
         logger.info("%sresuming at epoch %d/%d", tag, start_epoch + 1, budget.epochs)
     step_fn = torch.compile(model) if compile_model else model
+    train_step = TrainStep(step_fn, optimizer, aux_weight=budget.aux_weight, grad_clip=budget.grad_clip, amp=amp,
+                           scaler=scaler, cuda_graph=graphed)
+    eval_step = EvalStep(step_fn, amp=amp, cuda_graph=graphed)
     t_start = time.perf_counter()
     for epoch in range(start_epoch, budget.epochs):
         if hasattr(model, "set_drop_path"):  # DARTS: drop path grows linearly over training
@@ -241,9 +355,9 @@ def train_architecture(arch, *, space_kind: str, budget, data, device: torch.dev
         lr = epoch_lr(budget, epoch)
         for g in optimizer.param_groups:
             g["lr"] = lr
-        tr = train_epoch(step_fn, train_loader, optimizer, aux_weight=budget.aux_weight, grad_clip=budget.grad_clip,
-                         amp=amp, scaler=scaler)
-        va = evaluate(step_fn, valid_loader, amp=amp)
+        train_step.reset()  # lr and drop-path p are baked into a graph: capture this epoch's
+        tr = train_epoch(step_fn, train_loader, optimizer, step=train_step)
+        va = evaluate(step_fn, valid_loader, step=eval_step)
         rec = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "train_acc": tr["acc"],
                "valid_loss": va["loss"], "valid_acc": va["acc"], "train_images_per_s": tr["n"] / tr["seconds"]}
         history.append(rec)
@@ -257,6 +371,7 @@ def train_architecture(arch, *, space_kind: str, budget, data, device: torch.dev
         if ckpt is not None:
             save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                    "rng": get_rng_state(), "history": history,
+                                   "scaler": scaler.state_dict() if scaler is not None else {},
                                    "epoch": epoch + 1, "seconds": elapsed + time.perf_counter() - t_start})
     seconds = elapsed + time.perf_counter() - t_start
     if not history:
@@ -274,7 +389,8 @@ def train_architecture(arch, *, space_kind: str, budget, data, device: torch.dev
         "history": history,
         "params": params,
         "flops": flops,
-        "precision": budget.precision,
+        **prec,
+        "cuda_graph": graphed,
         "device": str(device),
         "seconds": round(seconds, 3),
     }

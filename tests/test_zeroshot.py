@@ -229,3 +229,40 @@ def test_oneshot_estimator_on_tiny_nb201_supernet(tmp_path):
         xb, yb = next(iter(est2.loader))
         acc = 100.0 * float((est2.model(xb, masks, {"cell": w}).argmax(1) == yb).float().mean())
     assert est2.score(arch).value == pytest.approx(acc)
+
+
+def test_score_all_memory_stays_flat_over_many_cells(tmp_path, one_thread):
+    """Scoring all of NB201 must not grow: networks, hooks and graphs are freed cell by cell."""
+    import gc
+    import random
+
+    from nas.data import ImageData
+    from nas.estimators.scoring import ProxyScorer, ScoreTable, score_all
+    from nas.spaces import get_space
+
+    g = torch.Generator().manual_seed(0)
+    data = ImageData("syn", torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8, generator=g),
+                     torch.randint(0, 10, (32,), generator=g), torch.zeros(0, 3, 8, 8, dtype=torch.uint8),
+                     torch.zeros(0, dtype=torch.long), 10, (0.5,) * 3, (0.25,) * 3)
+    cfg = zs.default_net_config("nb201", n_classes=10, input_size=8)
+    cfg.C, cfg.layers = 4, 1
+    scorer = ProxyScorer(list(zs.MEASURES), cfg, zs.BatchSource(data, batch_size=8), [1], torch.device("cpu"))
+    space = get_space("nb201")
+    rng = random.Random(0)
+    archs = [space.sample(rng) for _ in range(36)]
+
+    def live_tensors() -> int:
+        import warnings
+
+        gc.collect()
+        with warnings.catch_warnings():  # isinstance on torch.distributed's deprecated reduce_op warns
+            warnings.simplefilter("ignore")
+            return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
+
+    with ScoreTable(tmp_path / "s.csv", arch_column="arch_str", columns=list(zs.MEASURES), settings={}) as table:
+        score_all(archs[:6], space, table, proxies=scorer)  # warm: caches, the batch per seed
+        before = live_tensors()
+        n = score_all(archs[6:], space, table, proxies=scorer)
+        after = live_tensors()
+    assert n == len(set(archs[6:]) - set(archs[:6]))
+    assert after <= before + 2, f"{after - before} tensors more after {n} cells"

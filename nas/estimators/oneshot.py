@@ -17,7 +17,7 @@ import torch.nn as nn
 from nas.data import TensorLoader, load_dataset
 from nas.errors import ConfigError
 from nas.estimators.base import Score
-from nas.estimators.scoring import ScoreTable
+from nas.estimators.scoretable import ScoreTable
 from nas.nb201_iso import representative
 from nas.spaces import get_space
 from nas.supernet.search import build_search_model, load_search

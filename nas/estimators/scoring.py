@@ -1,17 +1,11 @@
-"""Scoring a list of architectures into a CSV, one row each, written as it goes and resumable after a kill.
+"""Scoring a list of architectures into a ScoreTable: zero-shot proxies and/or a one-shot supernet, by any rank.
 
-``ScoreTable`` keeps the settings that produced the scores in ``<out>.settings.json`` beside the CSV and
-refuses to resume with other settings (the first differing field named). A kill at any moment leaves a
-CSV whose complete rows are kept: a torn last row (no newline) is cut off on the next run, a file with
-only its header resumes at the first architecture. One writer at a time (``nas.rundir.RunLock``).
-evaluate_estimators.py reads the CSV (``arch_str`` or ``genotype`` column, one numeric column per score).
+``score_all`` takes architectures from a work queue (``nas.workqueue``) so that under torchrun each is
+scored once by whichever rank is free, and rank 0 alone appends the rows (``nas.estimators.scoretable``).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,96 +13,16 @@ from typing import Any, Sequence
 import torch
 
 from genotypes import GenotypeError
-from nas.errors import ConfigError, NASError
+from nas.data import load_dataset
+from nas.distributed import DistContext
+from nas.errors import ConfigError
+from nas.estimators import zeroshot as zs
+from nas.estimators.oneshot import SinglePathEstimator, oneshot_for_run
+from nas.supernet.singlepath import is_singlepath_run
+from nas.estimators.scoretable import ScoreTable
 from nas.estimators.zeroshot import score_architecture
-from nas.io import atomic_write_json, read_json, read_text_file
-from nas.rundir import RunLock, discard, first_difference
-
-
-class ScoreTable:
-    """Rows ``[arch, *columns, seconds]`` appended to ``path``; ``done`` holds the architectures already there."""
-
-    def __init__(self, path: str | Path, *, arch_column: str, columns: Sequence[str], settings: dict[str, Any],
-                 overwrite: bool = False):
-        self.path = Path(path)
-        self.header = [arch_column, *columns, "seconds"]
-        self.settings = settings
-        self.settings_path = self.path.with_name(self.path.name + ".settings.json")
-        self.lock = RunLock(self.path.with_name(f".{self.path.name}.lock"), f"score table {self.path}")
-        self.done: dict[str, dict[str, float]] = {}
-        self._f = None
-        self.lock.acquire()
-        try:
-            self._open(overwrite)
-        except BaseException:
-            self.close()
-            raise
-
-    def _open(self, overwrite: bool) -> None:
-        if overwrite:
-            discard([self.path, self.settings_path])
-        if self.path.exists():
-            if not self.settings_path.exists():
-                raise ConfigError(f"{self.path} exists without {self.settings_path.name} (written by another "
-                                  "tool or an older version); pass --overwrite or another --out")
-            saved = read_json(self.settings_path)
-            diff = first_difference(saved, self.settings)
-            if diff:
-                raise ConfigError(f"{self.path} was scored with other settings ({diff}); rerun with the same "
-                                  "settings to resume, or pass --overwrite or another --out")
-            self._read_rows()
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.settings_path, self.settings)
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        self._f = open(self.path, "a", newline="")  # noqa: SIM115 - held open while scoring
-        if new:
-            self._write_line(self.header)
-
-    def _read_rows(self) -> None:
-        raw = self.path.read_bytes()
-        if raw and not raw.endswith(b"\n"):  # killed mid-row: keep the complete rows only
-            cut = raw.rfind(b"\n") + 1
-            with open(self.path, "r+b") as f:
-                f.truncate(cut)
-            raw = raw[:cut]
-        if not raw:
-            return
-        rows = list(csv.reader(io.StringIO(raw.decode("utf-8"))))
-        if rows[0] != self.header:
-            raise ConfigError(f"{self.path} has other columns ({rows[0]}); pass --overwrite or another --out")
-        for i, row in enumerate(rows[1:], 2):
-            if len(row) != len(self.header):
-                raise NASError(f"{self.path}:{i}: {len(row)} fields, expected {len(self.header)}; "
-                               "pass --overwrite to start over")
-            try:
-                self.done[row[0]] = {c: float(v) for c, v in zip(self.header[1:], row[1:])}
-            except ValueError:
-                raise NASError(f"{self.path}:{i}: not a number in {row[1:]}; pass --overwrite") from None
-
-    def _write_line(self, fields: Sequence[Any]) -> None:
-        buf = io.StringIO()
-        csv.writer(buf).writerow(fields)
-        self._f.write(buf.getvalue())
-        self._f.flush()
-        os.fsync(self._f.fileno())  # a kill loses at most the row in progress
-
-    def append(self, key: str, values: dict[str, float], seconds: float) -> None:
-        """One architecture's scores (``repr`` keeps every digit; NaN and -inf are written as such)."""
-        self._write_line([key, *[repr(float(values[c])) for c in self.header[1:-1]], f"{seconds:.3f}"])
-        self.done[key] = {**values, "seconds": seconds}
-
-    def close(self) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
-        self.lock.release()
-
-    def __enter__(self) -> ScoreTable:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+from nas.io import read_text_file
+from nas.workqueue import WorkQueue
 
 
 @dataclass
@@ -124,6 +38,34 @@ class ProxyScorer:
     def __call__(self, arch: Any) -> tuple[dict[str, float], float]:
         return score_architecture(arch, cfg=self.cfg, batches=self.batches.get, seeds=self.seeds, names=self.names,
                                   device=self.device)
+
+
+def build_scorers(args: Any, space: Any, names: list[str], device: torch.device, *, world_size: int = 1
+                  ) -> tuple[ProxyScorer | None, Any]:
+    """zero_shot.py's proxy scorer (``names`` measures) and one-shot estimator (``--oneshot``), either None."""
+    proxies = oneshot = None
+    if names:
+        data = load_dataset(args.dataset, args.data_path, valid="none", limit_train=args.limit_train)
+        cfg = zs.default_net_config(space.kind, n_classes=data.n_classes, input_size=data.image_size,
+                                    in_channels=data.in_channels)
+        cfg.C, cfg.layers = args.init_channels or cfg.C, args.layers or cfg.layers
+        batches = zs.BatchSource(data, batch_size=min(args.batch_size, len(data.train_y)), device=device)
+        proxies = ProxyScorer(names, cfg, batches, list(args.seeds), device)
+    if args.oneshot:
+        if world_size > 1 and is_singlepath_run(args.oneshot):
+            raise ConfigError("--oneshot of a single-path run keeps a per-class file: score it in one process "
+                              "(each isomorphism class is evaluated once; 6,466 for all of NAS-Bench-201)")
+        oneshot, _ = oneshot_for_run(args.oneshot, space=space, dataset=args.dataset, data_path=args.data_path,
+                                     device=device, epoch=args.oneshot_epoch, limit_valid=args.oneshot_limit_valid,
+                                     out=args.out, overwrite=args.overwrite)
+    return proxies, oneshot
+
+
+def oneshot_columns(run_dir: str | None) -> list[str]:
+    """The CSV columns ``--oneshot RUN_DIR`` fills (a single-path run adds its loss and per-batch spread)."""
+    if not run_dir:
+        return []
+    return list(SinglePathEstimator.columns) if is_singlepath_run(run_dir) else ["oneshot"]
 
 
 def read_arch_list(path: str | Path, space: Any) -> list:
@@ -142,27 +84,55 @@ def read_arch_list(path: str | Path, space: Any) -> list:
     return out
 
 
-def score_all(archs: Sequence, space: Any, table: ScoreTable, *, proxies: ProxyScorer | None = None,
-              oneshot: Any = None, logger: Any = None, progress: Any = None) -> int:
-    """Score every architecture not yet in ``table``; returns how many were scored now."""
-    n_new, total = 0, 0.0
-    columns = table.header[1:-1]
-    for i, arch in enumerate(archs):
+def score_all(archs: Sequence, space: Any, table: ScoreTable | None, *, proxies: ProxyScorer | None = None,
+              oneshot: Any = None, logger: Any = None, progress: Any = None, ctx: DistContext | None = None,
+              poll_s: float = 0.5) -> int:
+    """Score every architecture not yet in ``table``; returns how many were scored now (rank 0's count).
+
+    Under torchrun (``ctx``) every rank calls this with the same ``archs``: ranks take architectures from a
+    work queue (nas.workqueue), so each is scored once, by whichever rank is free; rank 0 alone holds
+    ``table`` (None elsewhere) and appends every row, its own at once and the others' as they arrive.
+    Memory stays flat over any number of architectures: each network lives for its own scoring only.
+    """
+    ctx = ctx or DistContext()
+    todo, seen = [], set(table.done) if table is not None else set()
+    for arch in archs:  # each key once: two ranks must never score the same architecture
         key = space.key(arch)
-        if key in table.done:
-            continue
+        if key not in seen:
+            seen.add(key)
+            todo.append((key, arch))
+    columns = (table.header[1:-1] if table is not None else [])
+    count = {"new": 0, "seconds": 0.0}
+
+    def write(results: list[dict]) -> None:  # rank 0: the one writer of the CSV
+        for r in results:
+            table.append(r["key"], r["values"], r["seconds"])
+            count["new"] += 1
+            count["seconds"] += r["seconds"]
+            if progress is not None:
+                progress.update(1)
+            if logger is not None:
+                logger.info("[%d/%d] %.2fs  %s", count["new"], len(todo), r["seconds"],
+                            " ".join(f"{n}={r['values'][n]:.4g}" for n in columns))
+
+    queue = WorkQueue("score", len(todo), ctx)
+    while (t := queue.take()) is not None:
+        key, arch = todo[t]
         vals, sec = proxies(arch) if proxies is not None else ({}, 0.0)
         if oneshot is not None:
-            s = oneshot.score(arch)
-            vals["oneshot"], sec = s.value, sec + s.cost_seconds
-            vals.update({k: v for k, v in s.extras.items() if k in columns})  # e.g. oneshot_neg_loss
-        table.append(key, vals, sec)
-        n_new += 1
-        total += sec
-        if progress is not None:
-            progress.update(1)
-        if logger is not None:
-            logger.info("[%d/%d] %.2fs  %s", i + 1, len(archs), sec, " ".join(f"{n}={vals[n]:.4g}" for n in columns))
-    if logger is not None and n_new:
-        logger.info("scored %d architectures, %.2f s per architecture; wrote %s", n_new, total / n_new, table.path)
-    return n_new
+            sc = oneshot.score(arch)
+            vals["oneshot"], sec = sc.value, sec + sc.cost_seconds
+            # a single-path estimate also fills its loss and per-batch spread (oneshot_neg_loss, ...)
+            vals.update({k: float(v) for k, v in sc.extras.items() if isinstance(v, (int, float))})
+        res = {"key": key, "values": vals, "seconds": sec}
+        if ctx.is_main:
+            write([res, *queue.receive()])  # the other ranks' rows too, as they come
+        else:
+            queue.post(res)
+    queue.finish()
+    if ctx.is_main:
+        queue.drain(write, poll_s=poll_s)
+        if logger is not None and count["new"]:
+            logger.info("scored %d architectures, %.2f s per architecture; wrote %s", count["new"],
+                        count["seconds"] / count["new"], table.path)
+    return count["new"]

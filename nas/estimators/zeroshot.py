@@ -58,12 +58,15 @@ def _copy(model: nn.Module) -> nn.Module:
 
 
 def _sum_weights(layers: Sequence[nn.Module], fn: Callable[[nn.Module], torch.Tensor]) -> float:
-    """Sum of a per-weight metric over layers; a layer without gradient adds 0 (as ``zeros_like`` there)."""
-    total = torch.zeros((), dtype=torch.float64)
+    """Sum of a per-weight metric over layers; a layer without gradient adds 0 (as ``zeros_like`` there).
+
+    Summed in float64 on the layers' device and read once (one host sync per measure, not per layer)."""
+    total = None
     for layer in layers:
         if layer.weight.grad is not None:
-            total += fn(layer).detach().double().sum().cpu()
-    return float(total)
+            t = fn(layer).detach().double().sum()
+            total = t if total is None else total + t
+    return 0.0 if total is None else float(total)
 
 
 def grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable = F.cross_entropy) -> float:
@@ -193,8 +196,8 @@ def _loss_grad_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, names: S
     if "snip" in names:
         out["snip"] = _sum_weights(layers, lambda m: (m.weight * m.weight.grad).abs())
     if "fisher" in names:
-        out["fisher"] = sum(float(per_layer[id(m)].abs().double().sum()) * m.weight[0].numel()
-                            for m in layers if id(m) in per_layer)
+        parts = [per_layer[id(m)].abs().double().sum() * m.weight[0].numel() for m in layers if id(m) in per_layer]
+        out["fisher"] = float(torch.stack(parts).sum()) if parts else 0.0  # one host sync
     if "grasp" in names:
         g = [m.weight.grad.detach().clone() if m.weight.grad is not None else None for m in layers]
         net.zero_grad(set_to_none=True)
@@ -213,12 +216,12 @@ def _input_pass(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> dict
     """jacob_cov and relu_logdet from one forward pass (NASWOT also reads its codes in the Jacobian's pass)."""
     net = _copy(model)
     n = x.shape[0]
-    K = torch.zeros((n, n), dtype=torch.float64)
+    K = torch.zeros((n, n), dtype=torch.float64, device=x.device)  # on the device: read once at the end
 
     def hook(_m: nn.Module, inp: tuple, _out: torch.Tensor) -> None:
         nonlocal K
         code = (inp[0].detach().reshape(n, -1) > 0).double()
-        K = K + (code @ code.t() + (1.0 - code) @ (1.0 - code).t()).cpu()
+        K = K + (code @ code.t() + (1.0 - code) @ (1.0 - code).t())
 
     handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)] \
         if "relu_logdet" in names else []
@@ -231,7 +234,7 @@ def _input_pass(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> dict
             h.remove()
     out: dict[str, float] = {}
     if "relu_logdet" in names:
-        out["relu_logdet"] = float(np.linalg.slogdet(K.numpy())[1])
+        out["relu_logdet"] = float(np.linalg.slogdet(K.cpu().numpy())[1])
     if "jacob_cov" in names:
         logits.backward(torch.ones_like(logits))
         out["jacob_cov"] = _jacob_score(_input_grad(x))

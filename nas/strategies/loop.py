@@ -1,8 +1,10 @@
 """The resumable, torchrun-aware search loop shared by every strategy.
 
-``run_search`` proposes a batch of candidates, scores them (one per rank under torchrun), tells the
-strategy, and checkpoints after every completed evaluation, so a rerun after a kill never repeats
-finished work.
+``run_search`` proposes a batch of candidates, scores them (under torchrun: through a work queue, a rank
+taking the next candidate the moment it is free), tells the strategy, and checkpoints after every
+completed evaluation, so a rerun after a kill never repeats finished work. Rank 0 publishes each batch
+on the job's store and collects the scores from it (nas.workqueue): no collective waits while a rank
+trains a candidate for hours.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from nas.checkpoint import get_rng_state, save_checkpoint, set_rng_state
-from nas.distributed import DistContext, all_gather_object, broadcast_object
+from nas.distributed import DistContext
 from nas.errors import NASError
 from nas.estimators.base import arch_text, call_score
 from nas.strategies.base import Strategy
+from nas.workqueue import Board, WorkQueue, as_sent
 
 
 class EvalFailed(NASError):
@@ -23,9 +26,11 @@ class EvalFailed(NASError):
 
 def run_search(strategy: Strategy, encoding: Any, estimator: Any, *, n_iters: int, batch: int = 1,
                ckpt_path: str | Path | None = None, resume_state: dict | None = None, ctx: DistContext | None = None,
-               logger: Any = None, writer: Any = None, config_key: dict | None = None) -> list[dict]:
+               logger: Any = None, writer: Any = None, config_key: dict | None = None,
+               poll_s: float = 0.2) -> list[dict]:
     """Propose, score (spread over ranks), tell, checkpoint; returns the history (rank 0; [] elsewhere)."""
     ctx = ctx or DistContext()
+    board = Board(ctx, prefix="nassearch")
     history: list[dict] = []
     pending: dict | None = None
     if ctx.is_main and resume_state is not None:
@@ -42,43 +47,55 @@ def run_search(strategy: Strategy, encoding: Any, estimator: Any, *, n_iters: in
             save_checkpoint(ckpt_path, {"history": history, "pending": pending, "strategy": strategy.state_dict(),
                                         "rng": get_rng_state(), "config_key": config_key or {}})
 
-    while True:
+    errors: list[str] = []
+
+    def collect(results: list[dict]) -> None:  # rank 0: a result as it arrives, checkpointed at once
+        for r in results:
+            if "error" in r:
+                errors.append(r["error"])
+                continue
+            pending["results"][int(r["j"])] = {k: r[k] for k in ("value", "cost_seconds", "extras")}
+            save()  # checkpoint after every completed evaluation, whichever rank made it
+
+    for rnd in range(1 << 62):
         if ctx.is_main:
             if pending is None and len(history) < n_iters:
                 vecs = strategy.propose(min(batch, n_iters - len(history)), len(history))
                 pending = {"vecs": vecs, "results": {}}
                 save()  # strategy state after proposing: a resume re-uses these candidates
-            msg = None if pending is None else {"vecs": pending["vecs"], "done": sorted(pending["results"])}
+            msg = None if pending is None else {"vecs": [[int(x) for x in v] for v in pending["vecs"]],
+                                                "done": sorted(pending["results"]), "base": len(history)}
+            board.publish(f"round/{rnd}", msg)
         else:
-            msg = None
-        msg = broadcast_object(msg, ctx)
+            msg = board.wait(f"round/{rnd}", poll_s=poll_s)
         if msg is None:
             break
-        vecs, done = msg["vecs"], set(msg["done"])
+        if "error" in msg:
+            raise EvalFailed(f"evaluation failed: {msg['error']}")
+        vecs, done, base = msg["vecs"], set(msg["done"]), msg["base"]
         todo = [j for j in range(len(vecs)) if j not in done]
-        mine = todo[ctx.rank::ctx.world_size]  # one candidate per rank (round-robin if batch > ranks)
-        local: dict[int, Any] = {}
-        for j in mine:
-            idx = len(history) + j if ctx.is_main else None
+        queue = WorkQueue("search", len(todo), ctx)
+        while (t := queue.take()) is not None:
+            j = todo[t]
             try:
-                arch = encoding.decode(vecs[j])
-                s = call_score(estimator, arch, tag=f"eval_{(idx if idx is not None else j):04d}")
-                local[j] = {"value": float(s.value), "cost_seconds": float(s.cost_seconds), "extras": s.extras}
+                s = call_score(estimator, encoding.decode(vecs[j]), tag=f"eval_{base + j:04d}")
+                res = {"j": j, "value": float(s.value), "cost_seconds": float(s.cost_seconds), "extras": s.extras}
             except Exception as exc:  # noqa: BLE001 - forwarded so that every rank stops together
                 if not ctx.enabled:
                     raise
-                local[j] = {"error": f"{type(exc).__name__}: {exc}"}
-            if ctx.is_main and "error" not in local[j]:
-                pending["results"][j] = local[j]
-                save()  # checkpoint after every completed evaluation
-        gathered = all_gather_object(local, ctx)
-        errors = [r["error"] for g in gathered for r in g.values() if "error" in r]
-        if errors:
-            raise EvalFailed(f"evaluation failed: {errors[0]}")
+                res = {"j": j, "error": f"{type(exc).__name__}: {exc}"}
+            if ctx.is_main:
+                collect([as_sent(res)])  # as another rank's result arrives: same types everywhere
+            else:
+                queue.post(res)
+        queue.finish()
         if not ctx.is_main:
             continue
-        for g in gathered:
-            pending["results"].update(g)
+        queue.drain(collect, poll_s=poll_s)  # the other ranks' results, until every rank has finished
+        if errors:
+            board.publish(f"round/{rnd + 1}", {"error": errors[0]})  # the other ranks stop at the next round
+            raise EvalFailed(f"evaluation failed: {errors[0]}")
+        vecs = pending["vecs"]  # as the strategy proposed them
         results = [pending["results"][j] for j in range(len(vecs))]
         logs = strategy.tell(vecs, [r["value"] for r in results])
         for v, r, lg in zip(vecs, results, logs):

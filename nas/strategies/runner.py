@@ -172,7 +172,8 @@ def search_main(args: argparse.Namespace, method: str | None = None) -> int:
         return code
     finally:
         folder.close()
-        cleanup(ctx, failed=failed)  # an error leaves at once: no barrier wait before its line
+        # a rank leaving on an error does not wait; the others wait on the store as long as rank 0 works
+        cleanup(ctx, timeout_s=None, failed=failed)
 
 
 def _open_run(folder: RunFolder, args, json_path: Path, ckpt_path: Path) -> tuple[str | None, dict | None]:
