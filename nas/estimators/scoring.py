@@ -18,10 +18,10 @@ from nas.distributed import DistContext
 from nas.errors import ConfigError
 from nas.estimators import zeroshot as zs
 from nas.estimators.oneshot import SinglePathEstimator, oneshot_for_run
-from nas.supernet.singlepath import is_singlepath_run
 from nas.estimators.scoretable import ScoreTable
 from nas.estimators.zeroshot import score_architecture
 from nas.io import read_text_file
+from nas.supernet.singlepath import is_singlepath_run
 from nas.workqueue import WorkQueue
 
 
