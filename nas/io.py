@@ -145,4 +145,18 @@ def get_logger(name: str, log_file: str | Path | None = None, *, quiet: bool = F
         logger.addHandler(sh)
     if log_file is not None:
         attach_log_file(logger, log_file)
+    _route_package_logs(quiet)
     return logger
+
+
+def _route_package_logs(quiet: bool) -> None:
+    """The ``nas.*`` module loggers (e.g. nas.data's cache messages) print at INFO like the script's, or not at all."""
+    pkg = logging.getLogger("nas")
+    for h in [h for h in pkg.handlers if getattr(h, "_nas_stderr", False)]:
+        pkg.removeHandler(h)
+    pkg.setLevel(logging.INFO)
+    if not quiet:
+        sh = logging.StreamHandler(sys.stderr)
+        sh.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%m/%d %H:%M:%S"))
+        sh._nas_stderr = True  # type: ignore[attr-defined]
+        pkg.addHandler(sh)

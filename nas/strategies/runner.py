@@ -24,6 +24,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from nas.checkpoint import load_checkpoint
+from nas.data import resolve_dataset
 from nas.distributed import DistContext, broadcast_object, cleanup, init_distributed
 from nas.errors import ConfigError, NASError
 from nas.estimators.factory import build_estimator, estimator_kind
@@ -140,6 +141,7 @@ def search_main(args: argparse.Namespace, method: str | None = None) -> int:
                           f"{args.batch_candidates}")
     encoding = make_encoding(args.space, args.encoding)
     kind = estimator_kind(args)
+    args.dataset = resolve_dataset(args.dataset, args.data_path)  # config.json names what was read
     if kind == "train" and not getattr(args, "param", None):
         raise ConfigError("give --param (BPE1, BPE2, DARTS) for budgeted training, or --benchmark FILE")
     config = result_config(args, method, encoding.name, kind)

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from nas.benchmarks import BenchmarkReport
-from nas.data import add_data_args
+from nas.data import add_data_args, resolve_dataset
 from nas.errors import ConfigError
 from nas.spaces import get_space
 from nas.supernet.search import METHODS, PROTOCOLS, SearchConfig
@@ -97,8 +97,8 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         fields["lr_min"] = 0.001  # DARTS-PT's learning_rate_min and pt.darts' w_lr_min
     if args.unrolled:
         fields["unrolled"] = True
-    fields.update(dataset=args.dataset, data_path=args.data_path, train_portion=args.train_portion or 0.5,
-                  limit_train=args.limit_train, limit_valid=args.limit_valid)
+    fields.update(dataset=resolve_dataset(args.dataset, args.data_path), data_path=args.data_path,
+                  train_portion=args.train_portion or 0.5, limit_train=args.limit_train, limit_valid=args.limit_valid)
     cfg = SearchConfig.for_protocol(protocol, **fields)
     cfg.check()
     return cfg
