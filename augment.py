@@ -19,9 +19,10 @@ from typing import Sequence
 
 from nas.augment import read_archs, resolved_config, run_augment
 from nas.cli import add_runtime_args, run_cli, setup_threads
-from nas.data import add_data_args, data_from_args
+from nas.data import add_data_args, data_from_args, resolve_dataset
 from nas.device import resolve_device
 from nas.distributed import cleanup, init_distributed
+from nas.progress import set_quiet
 from param_setting import PARAMS, add_budget_args, budget_from_args
 
 
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_quiet(args.quiet)
+    args.dataset = resolve_dataset(args.dataset, args.data_path)  # config.json names what was read
     budget = budget_from_args(args)
     archs = read_archs(args.space, file=args.file, text=args.arch, first=args.first)
     ctx = init_distributed(args.device)

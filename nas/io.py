@@ -131,6 +131,18 @@ def attach_log_file(logger: logging.Logger, path: str | Path) -> None:
     logger.addHandler(fh)
 
 
+class _BarSafeHandler(logging.StreamHandler):
+    """Writes through ``tqdm.write``: a progress bar on the same stream is cleared and redrawn, never broken."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
 def get_logger(name: str, log_file: str | Path | None = None, *, quiet: bool = False) -> logging.Logger:
     """A logger printing to stderr (unless ``quiet``) and, if given, appending to ``log_file``."""
     logger = logging.getLogger(name)
@@ -140,7 +152,7 @@ def get_logger(name: str, log_file: str | Path | None = None, *, quiet: bool = F
         logger.removeHandler(h)
         h.close()
     if not quiet:
-        sh = logging.StreamHandler(sys.stderr)
+        sh = _BarSafeHandler(sys.stderr)
         sh.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%m/%d %H:%M:%S"))
         logger.addHandler(sh)
     if log_file is not None:
@@ -156,7 +168,7 @@ def _route_package_logs(quiet: bool) -> None:
         pkg.removeHandler(h)
     pkg.setLevel(logging.INFO)
     if not quiet:
-        sh = logging.StreamHandler(sys.stderr)
+        sh = _BarSafeHandler(sys.stderr)
         sh.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%m/%d %H:%M:%S"))
         sh._nas_stderr = True  # type: ignore[attr-defined]
         pkg.addHandler(sh)

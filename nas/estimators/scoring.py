@@ -22,6 +22,7 @@ from genotypes import GenotypeError
 from nas.errors import ConfigError, NASError
 from nas.estimators.zeroshot import score_architecture
 from nas.io import atomic_write_json, read_json, read_text_file
+from nas.progress import bar
 from nas.rundir import RunLock, discard, first_difference
 
 
@@ -144,7 +145,11 @@ def read_arch_list(path: str | Path, space: Any) -> list:
 
 def score_all(archs: Sequence, space: Any, table: ScoreTable, *, proxies: ProxyScorer | None = None,
               oneshot: Any = None, logger: Any = None, progress: Any = None) -> int:
-    """Score every architecture not yet in ``table``; returns how many were scored now."""
+    """Score every architecture not yet in ``table``; returns how many were scored now (with a progress bar
+    over them unless ``progress``, an object with ``update(n)``, is given)."""
+    own = progress is None
+    if own:
+        progress = bar(total=sum(space.key(a) not in table.done for a in archs), desc="score", unit="arch")
     n_new, total = 0, 0.0
     columns = table.header[1:-1]
     for i, arch in enumerate(archs):
@@ -162,6 +167,8 @@ def score_all(archs: Sequence, space: Any, table: ScoreTable, *, proxies: ProxyS
             progress.update(1)
         if logger is not None:
             logger.info("[%d/%d] %.2fs  %s", i + 1, len(archs), sec, " ".join(f"{n}={vals[n]:.4g}" for n in columns))
+    if own and progress is not None:
+        progress.close()
     if logger is not None and n_new:
         logger.info("scored %d architectures, %.2f s per architecture; wrote %s", n_new, total / n_new, table.path)
     return n_new

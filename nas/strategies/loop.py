@@ -14,6 +14,7 @@ from nas.checkpoint import get_rng_state, save_checkpoint, set_rng_state
 from nas.distributed import DistContext, all_gather_object, broadcast_object
 from nas.errors import NASError
 from nas.estimators.base import arch_text, call_score
+from nas.progress import bar
 from nas.strategies.base import Strategy
 
 
@@ -42,6 +43,7 @@ def run_search(strategy: Strategy, encoding: Any, estimator: Any, *, n_iters: in
             save_checkpoint(ckpt_path, {"history": history, "pending": pending, "strategy": strategy.state_dict(),
                                         "rng": get_rng_state(), "config_key": config_key or {}})
 
+    pbar = bar(total=n_iters, initial=len(history), desc="evaluations", unit="arch") if ctx.is_main else None
     while True:
         if ctx.is_main:
             if pending is None and len(history) < n_iters:
@@ -92,6 +94,9 @@ def run_search(strategy: Strategy, encoding: Any, estimator: Any, *, n_iters: in
                             rec["value"], best, rec["cost_seconds"], arch_text(rec["arch"]))
                 if "baseline" in lg:  # BPE run_rl.py's line, read by parse_json.py
                     logger.info("step = %d, baseline reward = %.5f", rec["index"], lg["baseline"])
+            if pbar is not None:
+                pbar.set_postfix(best=f"{best:.4g}", refresh=False)
+                pbar.update()
             if writer is not None:
                 writer.add_scalar("search/value", rec["value"], rec["index"])
                 writer.add_scalar("search/best_so_far", best, rec["index"])
@@ -99,4 +104,6 @@ def run_search(strategy: Strategy, encoding: Any, estimator: Any, *, n_iters: in
                     writer.add_scalar("search/baseline_reward", lg["baseline"], rec["index"])
         pending = None
         save()
+    if pbar is not None:
+        pbar.close()
     return history

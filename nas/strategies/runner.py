@@ -29,6 +29,7 @@ from nas.distributed import DistContext, broadcast_object, cleanup, init_distrib
 from nas.errors import ConfigError, NASError
 from nas.estimators.factory import build_estimator, estimator_kind
 from nas.io import atomic_write_json, get_logger, run_metadata
+from nas.progress import set_quiet
 from nas.rundir import RunFolder, normalize_path
 from nas.strategies.base import RandomSearch, Strategy
 from nas.strategies.bpe_parse import bpe_results
@@ -136,6 +137,7 @@ def search_main(args: argparse.Namespace, method: str | None = None) -> int:
     """Everything run_rl.py / run_evolution.py / run_random.py do after parsing."""
     method = method or args.strategy
     started = time.time()
+    set_quiet(args.quiet)
     if args.n_iters < 1 or args.batch_candidates < 1:
         raise ConfigError(f"--n_iters and --batch_candidates must be >= 1, got {args.n_iters} and "
                           f"{args.batch_candidates}")

@@ -51,6 +51,7 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max_steps", type=int, default=None, help="stop each epoch after N steps (smoke tests)")
     p.add_argument("--no_tensorboard", action="store_true")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars; log to the run's .log file only")
     add_budget_args(p, default=None)
     add_data_args(p)
 
@@ -133,6 +134,12 @@ def resolve_expid(expid: str, save_path: str, space: str | None, dataset: str | 
         cands += [root / "sota" / d / expid for d in ([dataset] if dataset else ["cifar10", "cifar100", "svhn"])]
     found = [c for c in cands if c.is_dir()]
     if not found:
+        # DARTS-PT's names end in the seed (search-darts-201-<seed>): name the runs that differ only there
+        stem, _, seed = expid.rpartition("-")
+        near = sorted({d.name for c in cands if c.parent.is_dir() for d in c.parent.iterdir()
+                       if d.is_dir() and d.name.startswith(stem + "-")})
+        hint = (f"; there is {', '.join(near)} (a run name ends in its search's seed: run the search with --seed "
+                f"{seed} first, or pass --resume_expid {near[0]})") if near and seed.isdigit() else ""
         raise ConfigError(f"--resume_expid {expid}: no such run folder (looked in "
-                          f"{', '.join(str(c) for c in cands)})")
+                          f"{', '.join(str(c) for c in cands)}){hint}")
     return found[0]

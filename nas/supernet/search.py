@@ -35,6 +35,7 @@ from nas.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_
 from nas.data import TensorLoader, load_dataset
 from nas.errors import ConfigError, NASError
 from nas.io import atomic_write_json, attach_log_file, read_json, run_metadata
+from nas.progress import bar
 from nas.rundir import RunFolder, normalize_path
 from nas.seeds import child_seed
 from nas.spaces import get_space
@@ -328,6 +329,7 @@ def _search(cfg: SearchConfig, folder: RunFolder, *, device, data, resume_epoch,
                 "run_metadata": run_metadata(cfg, seed=cfg.seed, started=started) | {"device": str(device)}}
 
     rec = record(start_epoch)
+    pbar = bar(total=cfg.epochs, initial=start_epoch, desc=f"search {run_dir.name}", unit="epoch")
     for epoch in range(start_epoch, cfg.epochs):
         lr = cfg.lr_at(epoch)
         for g in w_optim.param_groups:
@@ -354,8 +356,13 @@ def _search(cfg: SearchConfig, folder: RunFolder, *, device, data, resume_epoch,
             save_checkpoint(run_dir / ckpt_name(epoch + 1), ckpt)
         rec = record(epoch + 1)
         atomic_write_json(run_dir / "search.json", rec)
+        if pbar is not None:
+            pbar.set_postfix(valid_acc=f"{va['acc']:.2f}%", refresh=False)
+            pbar.update()
         if on_epoch is not None:
             on_epoch(epoch)
+    if pbar is not None:
+        pbar.close()
     if not (run_dir / "search.json").is_file() or start_epoch >= cfg.epochs:
         atomic_write_json(run_dir / "search.json", rec)
     if writer is not None:
