@@ -33,8 +33,13 @@ one() {  # method seed [search.py flags]
 start=$(date +%s)
 for seed in 0 1; do
     one darts "$seed" "$@" > "$OUT/darts-$seed.out" 2>&1 &
+    a=$!
     one blank "$seed" "$@" > "$OUT/blank-$seed.out" 2>&1 &
-    wait
+    b=$!
+    if ! wait "$a" || ! wait "$b"; then
+        echo "cpu-nb201-profile.sh: a run failed; see the end of $OUT/{darts,blank}-$seed.out" >&2
+        exit 1
+    fi
 done
 echo "wall seconds: $(( $(date +%s) - start ))"
 "$PY" - "$OUT/nasbench201" <<'PYEOF'

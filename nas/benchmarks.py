@@ -143,19 +143,31 @@ class NB201Api:
 
     def info(self, arch: str, dataset: str, *, hp: str | None = None) -> dict[str, float]:
         """``get_more_info`` of ``arch`` on ``dataset`` (mean over the benchmark's seeds)."""
-        return self.api.get_more_info(self.index(arch), dataset, iepoch=None, hp=str(hp or self.hp), is_random=False)
+        hp = str(hp or self.hp)
+        index = self.index(arch)
+        try:
+            return self.api.get_more_info(index, dataset, iepoch=None, hp=hp, is_random=False)
+        except (KeyError, ValueError, AssertionError) as exc:  # the API's ways of saying "no such result"
+            raise NASError(f"{self.path.name} has no {dataset} result at {hp} epochs for arch {arch!r} "
+                           f"({type(exc).__name__}: {exc})") from None
 
     def check_column(self, column: str) -> None:
         """ConfigError unless ``column`` names a table column the API answers (``cifar10_test_acc``, ...)."""
         self._api_metric(column)
 
-    def _api_metric(self, column: str) -> tuple[str, str]:
+    @classmethod
+    def api_metric(cls, column: str) -> tuple[str, str] | None:
+        """(API dataset, API metric) of a table column such as ``cifar10_valid_acc``; None for other names."""
         parts = column.rsplit("_", 2)
         key = (parts[0], parts[1]) if len(parts) == 3 and parts[2] == "acc" else None
-        if key not in self.COLUMNS:
+        return cls.COLUMNS.get(key) if key else None
+
+    def _api_metric(self, column: str) -> tuple[str, str]:
+        found = self.api_metric(column)
+        if found is None:
             allowed = ", ".join(f"{d}_{s}_acc" for d, s in self.COLUMNS)
             raise ConfigError(f"metric {column!r} is not one the NAS-Bench-201 API answers; allowed: {allowed}")
-        return self.COLUMNS[key]
+        return found
 
     def query(self, arch: str, column: str) -> float:
         """The table column's value from the API (at this file's ``hp`` epochs), as NB201Table.query."""

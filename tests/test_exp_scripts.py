@@ -1,4 +1,4 @@
-"""exp_scripts/: DARTS-PT's flag handling and run folders, the interpreter they pick, and every README line at toy size."""
+"""exp_scripts/: DARTS-PT's flag handling and run folders, the interpreter, every README line at toy size."""
 
 from __future__ import annotations
 

@@ -328,7 +328,7 @@ def _search(cfg: SearchConfig, folder: RunFolder, *, device, data, resume_epoch,
                 **report.fields(arch), "history": history,
                 "run_metadata": run_metadata(cfg, seed=cfg.seed, started=started) | {"device": str(device)}}
 
-    rec = record(start_epoch)
+    rec = None  # built after an epoch (the untrained cell is never looked up in a benchmark)
     pbar = bar(total=cfg.epochs, initial=start_epoch, desc=f"search {run_dir.name}", unit="epoch")
     for epoch in range(start_epoch, cfg.epochs):
         lr = cfg.lr_at(epoch)
@@ -363,7 +363,8 @@ def _search(cfg: SearchConfig, folder: RunFolder, *, device, data, resume_epoch,
             on_epoch(epoch)
     if pbar is not None:
         pbar.close()
-    if not (run_dir / "search.json").is_file() or start_epoch >= cfg.epochs:
+    if rec is None:  # nothing left to train: the record of the finished (or zero-epoch) search
+        rec = record(start_epoch)
         atomic_write_json(run_dir / "search.json", rec)
     if writer is not None:
         writer.close()
