@@ -66,9 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if try_draw(pick, cell, title=f"{args.method}: {Path(args.file).name}"):
             print(f"# cell diagram: {cell}.png")
     rl = args.method == "RL" and bool(run.get("baseline_reward"))
-    search_curve(run["val_acc"], png, title=f"{args.method}: {Path(args.file).name}",
-                 value_label="estimator value (validation accuracy, %)", baseline=run.get("baseline_reward") if rl
-                 else None, baseline_scale=run.get("run_metadata", {}).get("reward_scale") or 100.0)
+    meta = run.get("run_metadata", {})
+    kind, est = str(meta.get("config", {}).get("estimator", "train")), str(meta.get("estimator", "train"))
+    parts = est.split(":")  # table:<file>:<column>, nb201api:<dataset>:<metric>:<hp>, or a zero-shot proxy's name
+    label = {"table": f"{parts[-1]} (%)", "nb201api": " ".join(parts[1:3]) + " (%)",
+             "nb301": "NAS-Bench-301 predicted accuracy (%)"}.get(kind) or \
+        (f"{kind[9:]} (zero-shot score)" if kind.startswith("zeroshot:") else "validation accuracy (%)")
+    search_curve(run["val_acc"], png, title=f"{args.method}: {Path(args.file).name} ({est})", value_label=label,
+                 baseline=run.get("baseline_reward") if rl else None,
+                 baseline_scale=run.get("run_metadata", {}).get("reward_scale") or 100.0)
     print(f"# plot: {png}")
     return 0
 

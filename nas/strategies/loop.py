@@ -97,11 +97,11 @@ def run_search(strategy: Strategy, encoding: Any, estimator: Any, *, n_iters: in
             if pbar is not None:
                 pbar.set_postfix(best=f"{best:.4g}", refresh=False)
                 pbar.update()
-            if writer is not None:
-                writer.add_scalar("search/value", rec["value"], rec["index"])
-                writer.add_scalar("search/best_so_far", best, rec["index"])
+            if writer is not None:  # evaluations counted from 1, as the log lines and the plots count them
+                writer.add_scalar("search/value", rec["value"], rec["index"] + 1)
+                writer.add_scalar("search/best_so_far", best, rec["index"] + 1)
                 if "baseline" in lg:
-                    writer.add_scalar("search/baseline_reward", lg["baseline"], rec["index"])
+                    writer.add_scalar("search/baseline_reward", lg["baseline"], rec["index"] + 1)
         pending = None
         save()
     if pbar is not None:
