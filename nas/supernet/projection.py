@@ -273,6 +273,9 @@ class Projection:
             base = evaluate(self.model, self.loaders.valid_eval)
             self.logger.info("projection of %s (epoch %d, %s): supernet valid %.2f%%; argmax %s", self.search_dir,
                              self.state["epoch"], self.cfg.method, base["acc"], self.argmax_arch)
+            if self.state["epoch"] < self.cfg.epochs:  # e.g. the latest checkpoint of a search still running
+                self.logger.warning("the supernet was searched %d of its %d epochs", self.state["epoch"],
+                                    self.cfg.epochs)
         cfg, lr = self.cfg, self.cfg.lr / 10
         for epoch in range(self.start_epoch, max(self.tune_epochs, 1)):
             if epoch in self.points or self.tune_epochs == 0:
