@@ -153,7 +153,7 @@ def test_dartspt_readme_lines_run_from_exp_scripts(tmp_path, tiny_folder):
     _bash("blank-201.sh", "--seed", "1", *nb201, "--epochs", "2")
     _bash("blank-proj-201.sh", "--resume_expid", "search-blank-201-1", *proj)
     root = exp / "nasbench201"
-    assert sorted(p.name for p in root.iterdir()) == ["search-blank-201-0", "search-blank-201-1",
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["search-blank-201-0", "search-blank-201-1",
                                                       "search-darts-201-0", "search-darts-201-1"]
     assert sorted(p.name for p in (root / "search-darts-201-1").glob("checkpoint_*.pt")) == \
         [f"checkpoint_{e}.pt" for e in (100, 20, 40, 60, 80)]
@@ -185,5 +185,8 @@ def test_dartspt_readme_lines_run_from_exp_scripts(tmp_path, tiny_folder):
     for script, arch, ds in (("eval.sh", "darts_pt_s3_1", "cifar10"), ("eval-c100.sh", "darts_pt_s3_2", "cifar100"),
                              ("eval-svhn.sh", "blank_pt_s3_1", "svhn")):
         _bash(script, "--arch", arch, *evals)
-        res = json.loads((exp / "sota" / ds / "eval" / f"{script[:-3]}-{arch}-2" / "results.json").read_text())
-        assert len(res["records"]) == 1 and res["records"][0]["epochs"] == 1
+        folder = exp / "sota" / ds / "eval" / f"{script[:-3]}-{arch}-2"
+        res = json.loads((folder / "results.json").read_text())
+        assert len(res["records"]) == 1 and len(res["records"][0]["history"]) == 1
+        cfg = json.loads((folder / "config.json").read_text())
+        assert cfg["dataset"] == ds and (cfg["budget"]["cutout_length"], cfg["budget"]["aux_weight"]) == (16, 0.4)
