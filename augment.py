@@ -4,7 +4,8 @@
         --save_path=experiment/ --param=BPE1
     python augment.py --name=eval --arch DARTS_V2 --param DARTS
 
-Writes <save_path>/<name>/results.json (one record per genotype), config.json, <name>.log and tb/.
+Writes <save_path>/<name>/results.json (one record per genotype), config.json, <name>.log and tb/; without
+--name the run is named after --file's stem or the --arch name, and the budget (e.g. DARTS_V2_DARTS).
 Rerun the same command after a kill: finished genotypes are kept, the one in progress resumes.
 Train several genotypes at once, one per process, from one work queue (a process takes the next genotype
 the moment it is free; more processes than GPUs share the GPUs round-robin; several machines work too):
@@ -15,21 +16,25 @@ the moment it is free; more processes than GPUs share the GPUs round-robin; seve
 from __future__ import annotations
 
 import argparse
+import re
+import zlib
 from pathlib import Path
 from typing import Sequence
 
 from nas.augment import read_archs, resolved_config, run_augment
 from nas.cli import add_runtime_args, run_cli, setup_threads
 from nas.cudagraph import CUDA_GRAPH_CHOICES
-from nas.data import add_data_args, data_from_args
+from nas.data import add_data_args, data_from_args, resolve_dataset
 from nas.device import resolve_device
 from nas.distributed import cleanup, init_distributed
+from nas.progress import set_quiet
 from param_setting import PARAMS, add_budget_args, budget_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train architectures from scratch under a budget; resumable.")
-    p.add_argument("--name", required=True, help="run name: results go to <save_path>/<name>/")
+    p.add_argument("--name", default=None, help="run name: results go to <save_path>/<name>/ (default: --file's stem "
+                                                "or the --arch name, then _<param>)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--file", help="text file, one Genotype(...) (or NB201 arch string) per line")
     src.add_argument("--arch", "--genotype", dest="arch",
@@ -51,8 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def default_name(args: argparse.Namespace) -> str:
+    """``<file stem or arch name>_<param>``; genotype text is named by its checksum (``arch-1a2b3c4d``)."""
+    base = Path(args.file).stem if args.file else args.arch
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", base):
+        base = f"arch-{zlib.crc32(base.encode()):08x}"
+    return f"{base}_{args.param or 'custom'}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_quiet(args.quiet)
+    args.name = args.name or default_name(args)
+    args.dataset = resolve_dataset(args.dataset, args.data_path)  # config.json names what was read
     budget = budget_from_args(args)
     archs = read_archs(args.space, file=args.file, text=args.arch, first=args.first)
     ctx = init_distributed(args.device)

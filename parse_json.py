@@ -2,7 +2,8 @@
 
 RL: keep each node's two most probable inputs (by the policy's max op probability) of the best
 sample. EA: sample ``--number`` two-input cells from the best supernet genotype into ``--saveto``.
-NAS-Bench-201 and two-input runs already hold a discrete cell: its best one is printed.
+NAS-Bench-201 and two-input runs already hold a discrete cell: its best one is printed. The picked
+cell (RL, or the best one) is drawn next to the JSON as cell_<param>_<run_id>.png/.pdf.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Sequence
 from nas.cli import UsageError, run_cli
 from nas.plots import search_curve
 from nas.strategies import ea_sample_cells, load_run, rl_choose_by_prob
+from nas.viz import try_draw
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = load_run(args.file)
     png = Path(args.plot) if args.plot else Path(args.file).with_name(
         Path(args.file).stem.replace("run_", "reward_" if args.method == "RL" else "best_", 1) + ".png")
+    pick = None
     if run.get("bpe_encoding") and args.method == "RL":
-        print(rl_choose_by_prob(run))
+        text = rl_choose_by_prob(run)
+        print(text)
+        pick = text.splitlines()[-1]
     elif run.get("bpe_encoding") and args.method == "EA":
         saveto = Path(args.saveto)
         if saveto.exists() and not args.overwrite:
@@ -55,10 +60,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(f"# best value: {run['best_val_acc'][0]}")
         print(run["best_genotype"][0])
+        pick = run["best_genotype"][0]
+    if pick is not None:
+        cell = Path(args.file).with_name("cell_" + Path(args.file).stem.removeprefix("run_"))
+        if try_draw(pick, cell, title=f"{args.method}: {Path(args.file).name}"):
+            print(f"# cell diagram: {cell}.png")
     rl = args.method == "RL" and bool(run.get("baseline_reward"))
-    search_curve(run["val_acc"], png, title=f"{args.method}: {Path(args.file).name}",
-                 value_label="estimator value (validation accuracy, %)", baseline=run.get("baseline_reward") if rl
-                 else None, baseline_scale=run.get("run_metadata", {}).get("reward_scale") or 100.0)
+    meta = run.get("run_metadata", {})
+    kind, est = str(meta.get("config", {}).get("estimator", "train")), str(meta.get("estimator", "train"))
+    parts = est.split(":")  # table:<file>:<column>, nb201api:<dataset>:<metric>:<hp>, or a zero-shot proxy's name
+    label = {"table": f"{parts[-1]} (%)", "nb201api": " ".join(parts[1:3]) + " (%)",
+             "nb301": "NAS-Bench-301 predicted accuracy (%)"}.get(kind) or \
+        (f"{kind[9:]} (zero-shot score)" if kind.startswith("zeroshot:") else "validation accuracy (%)")
+    search_curve(run["val_acc"], png, title=f"{args.method}: {Path(args.file).name} ({est})", value_label=label,
+                 baseline=run.get("baseline_reward") if rl else None,
+                 baseline_scale=run.get("run_metadata", {}).get("reward_scale") or 100.0)
     print(f"# plot: {png}")
     return 0
 

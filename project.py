@@ -2,7 +2,8 @@
 
 Loads <DIR>/checkpoint.pt (or checkpoint_<E>.pt), decides every edge by masking its ops, fine-tunes
 between decisions, and writes <DIR>/projection.json (genotype, argmax genotype, every decision's
-scores, NB201 accuracies with --benchmark/--truth) and <DIR>/projection.log. A killed projection
+scores, NB201 accuracies with --benchmark/--truth), <DIR>/projection_cell.png/.pdf (the projected cell),
+<DIR>/projection.log and <DIR>/tb/projection/ (decisions and tuning curves). A killed projection
 continues when rerun with the same flags.
 
     python project.py --resume_expid search-darts-201-0 --truth nb201_200epoch.csv
@@ -17,9 +18,11 @@ from models.supernets import Supernet
 from nas.cli import get_logger, run_cli, setup_threads
 from nas.cudagraph import CUDA_GRAPH_CHOICES, use_cuda_graph
 from nas.device import resolve_device
+from nas.progress import set_quiet
 from nas.supernet.options import add_benchmark_args, report_from_args, resolve_expid
 from nas.supernet.projection import ProjectionConfig, run_projection
 from nas.supernet.search import load_search
+from nas.viz import try_draw
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,11 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cuda_graph", default="off", choices=CUDA_GRAPH_CHOICES,
                    help="replay the supernet's training forward/backward from CUDA graphs (models/graphed.py): "
                         "on/auto use them on CUDA; off (default until measured on a GPU: bench/gpu_throughput.py)")
+    p.add_argument("--no_tensorboard", action="store_true", help="do not log the decisions to <DIR>/tb/<tag>/")
+    p.add_argument("--quiet", action="store_true", help="no progress bars; log to <DIR>/<tag>.log only")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_quiet(args.quiet)
     if args.crit:
         args.crit_normal = args.crit_reduce = args.crit
     pcfg = ProjectionConfig(resume_epoch=args.resume_epoch, edge_decision=args.edge_decision,
@@ -69,11 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     Supernet.cuda_graphs = use_cuda_graph(args.cuda_graph, device)  # every supernet of this process
     run_dir = resolve_expid(args.resume_expid, args.save_path, args.space, args.dataset)
     cfg, _ = load_search(run_dir, epoch=args.resume_epoch, device=device)
-    logger = get_logger("project", run_dir / f"{args.tag}.log")
-    run_projection(run_dir, pcfg, device=device, report=report_from_args(args, cfg.space), out_name=args.tag,
-                   overwrite=args.overwrite, logger=logger,
-                   data_overrides={"data_path": args.data_path, "limit_train": args.limit_train,
-                                   "limit_valid": args.limit_valid})
+    logger = get_logger("project", run_dir / f"{args.tag}.log", quiet=args.quiet)
+    rec = run_projection(run_dir, pcfg, device=device, report=report_from_args(args, cfg.space), out_name=args.tag,
+                         overwrite=args.overwrite, logger=logger, tensorboard=not args.no_tensorboard,
+                         data_overrides={"data_path": args.data_path, "limit_train": args.limit_train,
+                                         "limit_valid": args.limit_valid})
+    try_draw(rec["genotype"], run_dir / f"{args.tag}_cell", title=f"{run_dir.name}: projected ({cfg.space})",
+             logger=logger)
+    print(f"projected genotype: {rec['genotype']}")
     return 0
 
 

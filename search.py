@@ -5,8 +5,9 @@
         --epochs=10 --cutout_length=0 --image_size=16            # BPE's DARTS arm: second order (no --method)
 
 Writes the run folder: checkpoint.pt every epoch (checkpoint_<E>.pt every --ckpt_interval), search.json
-(genotype, alphas and statistics per epoch, NB201 accuracies with --benchmark/--truth), config.json, a
-.log and tb/. Rerunning the same command continues; then run project.py on the folder.
+(genotype, alphas and statistics per epoch, NB201 accuracies with --benchmark/--truth), search_cell.png/.pdf
+(the genotype's diagram), config.json, a .log and tb/. Rerunning the same command continues; then run
+project.py on the folder.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from models.supernets import Supernet
 from nas.cli import get_logger, run_cli, setup_threads
 from nas.cudagraph import CUDA_GRAPH_CHOICES, use_cuda_graph
 from nas.device import resolve_device
+from nas.progress import set_quiet
 from nas.supernet.options import add_search_args, config_from_args, report_from_args, run_folder
 from nas.supernet.search import run_search
+from nas.viz import try_draw
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_quiet(args.quiet)
     cfg = config_from_args(args)
     report = report_from_args(args, cfg.space)
     run_dir = run_folder(args, cfg)
@@ -45,11 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.backends.cudnn.benchmark = True
     interval = args.ckpt_interval if args.ckpt_interval is not None else \
         0 if cfg.protocol == "bpe" else 20 if cfg.space == "nb201" else 10
-    logger = get_logger("search")
+    logger = get_logger("search", quiet=args.quiet)
     logger.info("%s protocol: %s", cfg.protocol, cfg)
-    run_search(cfg, run_dir, device=device, resume_epoch=args.resume_epoch, overwrite=args.overwrite,
+    rec = run_search(cfg, run_dir, device=device, resume_epoch=args.resume_epoch, overwrite=args.overwrite,
                ckpt_interval=interval, report=report, logger=logger, tensorboard=not args.no_tensorboard,
                channels_last=args.channels_last, max_steps=args.max_steps)
+    try_draw(rec["genotype"], run_dir / "search_cell", title=f"{run_dir.name}: {cfg.method} on {cfg.space}",
+             logger=logger)
     print(f"run folder: {run_dir}")
     return 0
 

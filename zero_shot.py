@@ -25,6 +25,7 @@ from nas.device import resolve_device
 from nas.distributed import broadcast_object, cleanup, init_distributed
 from nas.estimators import zeroshot as zs
 from nas.estimators.scoring import ScoreTable, build_scorers, oneshot_columns, read_arch_list, score_all
+from nas.progress import set_quiet
 from nas.rundir import normalize_path
 from nas.spaces import get_space
 
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=int, default=None, help="NB201: cells per stage N (5); DARTS: cells (8)")
     p.add_argument("--out", required=True, help="CSV to write (appended to when resuming)")
     p.add_argument("--overwrite", action="store_true", help="start --out afresh instead of resuming")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no log lines")
     add_runtime_args(p)
     return p
 
@@ -64,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Score the architectures and write the CSV (under torchrun: ranks share the work, rank 0 writes)."""
     args = build_parser().parse_args(argv)
-    log = get_logger("zero_shot")
+    set_quiet(args.quiet)
+    log = get_logger("zero_shot", quiet=args.quiet)
     names = zs.check_measures(args.measures)
     columns = names + oneshot_columns(args.oneshot)
     if not columns:
@@ -79,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     archs = list(space.enumerate()) if args.all else read_arch_list(args.archs, space) if args.archs else \
         [space.sample(rng) for rng in [random.Random(args.seed)] for _ in range(args.sample)]
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "overwrite", "device", "threads", "archs",
-                                                                  "sample", "seed", "all")}
+                                                                  "sample", "seed", "all", "quiet")}
     settings["data_path"] = normalize_path(args.data_path)
     ctx = init_distributed(args.device)
     table, failed = None, True

@@ -1,5 +1,13 @@
 #!/bin/bash
-# DARTS-PT blank (uniform alphas) supernet on NAS-Bench-201 (exp_scripts/blank-201.sh of ruocwang/darts-pt). Extra flags pass through, e.g. --seed 1 --dataset cifar100.
+# DARTS-PT's exp_scripts/blank-201.sh (ruocwang/darts-pt): 'blank' (fixed alphas, weights only) supernet search on
+# NAS-Bench-201 (100 epochs, C=16, 5 cells per stage, batch 64: search.py's nb201 defaults).
+#    bash blank-201.sh [--seed 0] [--dataset cifar10] [--gpu auto|N|cpu] [any search.py flag]
+# Run folder: experiments/nasbench201/search-blank-201-<seed>[-<dataset>], seed 0 by default as DARTS-PT's scripts
+# (its README's search-blank-201-1 is the run of --seed 1). Run from exp_scripts/ or the repo root.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-${PY:-python} search.py --space nb201 --method blank --epochs 100 --init_channels 16 --layers 5 --batch_size 64 --lr 0.025 --seed 0 --train_portion 0.5 --name search-blank-201-0 "$@"
+dataset=cifar10
+seed=0
+gpu=auto
+source "$(dirname "$0")/_lib.sh"
+parse_flags "dataset seed gpu" "$@"
+run search.py --space nb201 --method blank --dataset "$dataset" --save "$ID" --seed "$seed" $(device_flags) "${PASS[@]}"

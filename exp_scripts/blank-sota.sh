@@ -1,5 +1,14 @@
 #!/bin/bash
-# DARTS-PT blank supernet on S5 (or --space s1..s4) (exp_scripts/blank-sota.sh of ruocwang/darts-pt). Extra flags pass through, e.g. --seed 1 --dataset cifar100.
+# DARTS-PT's exp_scripts/blank-sota.sh: 'blank' (fixed alphas, weights only) supernet search in a DARTS space, S5 by
+# default (50 epochs, C=16, 8 cells, batch 64: search.py's defaults).
+#    bash blank-sota.sh [--space s1..s5] [--dataset cifar10|cifar100|svhn] [--seed 2] [--gpu auto|N|cpu] [search.py flags]
+# Run folder: experiments/sota/<dataset>/search-blank-sota-<space>-<seed>. Run from exp_scripts/ or the repo root.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-${PY:-python} search.py --space "${space:-s5}" --method blank --epochs 50 --init_channels 16 --layers 8 --batch_size 64 --lr 0.025 --seed 2 --name "search-blank-sota-${space:-s5}-2" "$@"
+dataset=cifar10
+seed=2
+gpu=auto
+space=s5
+source "$(dirname "$0")/_lib.sh"
+parse_flags "dataset seed gpu space" "$@"
+run search.py --space "$space" --method blank --dataset "$dataset" --save "$ID" --seed "$seed" $(device_flags) \
+    "${PASS[@]}"

@@ -1,38 +1,57 @@
 #!/bin/bash
-# CPU profile of the NAS-Bench-201 pipeline: search -> project -> table lookup, darts and blank, 2 seeds.
-# Small supernet (C=8, 2 cells per stage, 16x16 images, 2000 weight / 1000 alpha images of CIFAR-10,
-# 5 epochs, proj_intv 1) so that all four runs fit in well under an hour on a 2-core CPU; two runs at
-# a time, one thread each. Usage: bash exp_scripts/cpu-nb201-profile.sh [extra search.py flags]
+# CPU profile of the NAS-Bench-201 pipeline through the DARTS-PT recipes: darts-201.sh / blank-201.sh, then
+# darts-proj-201.sh / blank-proj-201.sh, seeds 0 and 1, and the cells' NAS-Bench-201 accuracies: the argmax cell's and
+# the projected cell's, after 12 epochs (--benchmark, the cheap signal) and 200 epochs (--truth, what papers report).
+# Small supernet (C=8, 2 cells per stage, 16x16 images, 2000 weight / 1000 alpha images of CIFAR-10, 5 epochs,
+# proj_intv 1) so that all four runs fit in well under an hour on a 2-core CPU; two runs at a time, one thread each.
+#     bash exp_scripts/cpu-nb201-profile.sh [extra search.py flags]
+# DATA: CIFAR-10 (cifar-10-batches-py/ or train/<class>/ JPEGs; default ../cifar10); BENCH and TRUTH default to
+# ../shared/benchmarks/nb201_{12,200}epoch.csv when present; OUT (default experiments/cpu-nb201-profile) receives
+# OUT/nasbench201/search-<darts|blank>-201-<seed>/ and one .out log per run.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
+source "$(dirname "$0")/_lib.sh"  # ROOT and PY (the repository's interpreter)
+cd "$ROOT"
 DATA=${DATA:-../cifar10}
 BENCH=${BENCH:-../shared/benchmarks/nb201_12epoch.csv}
-OUT=${OUT:-searchs/cpu-nb201-profile}
+TRUTH=${TRUTH:-../shared/benchmarks/nb201_200epoch.csv}
+OUT=${OUT:-experiments/cpu-nb201-profile}
 mkdir -p "$OUT"
-[ -d "$DATA/train" ] || { echo "unpack CIFAR-10 first: ../shared/tools/unpack-cifar10 $DATA" >&2; exit 1; }
-one() {  # method seed
-    local dir="$OUT/$1-$2"
-    nice -n 5 $PY search.py --space nb201 --method "$1" --seed "$2" --init_channels 8 --layers 2 \
-        --image_size 16 --batch_size 64 --lr 0.025 --epochs 5 --dataset folder --data_path "$DATA" \
-        --limit_train 2000 --limit_valid 1000 --save_path "$OUT" --name "$1-$2" --threads 1 \
-        --benchmark "$BENCH" --metric cifar10_test_acc --device cpu "${@:3}"
-    nice -n 5 $PY project.py --resume_expid "$dir" --proj_intv 1 --edge_decision random --crit acc \
-        --seed "$2" --benchmark "$BENCH" --metric cifar10_test_acc --threads 1 --device cpu
+if [ ! -d "$DATA/train" ] && [ ! -d "$DATA/cifar-10-batches-py" ]; then
+    echo "cpu-nb201-profile.sh: no CIFAR-10 in $DATA; unpack it first: ../shared/tools/unpack-cifar10 $DATA" >&2
+    exit 1
+fi
+tables=()
+[ -f "$BENCH" ] && tables+=(--benchmark "$BENCH" --metric cifar10_test_acc)
+[ -f "$TRUTH" ] && tables+=(--truth "$TRUTH" --truth_metric cifar10_test_acc)
+common=(--save_path "$OUT" --data_path "$DATA" --limit_train 2000 --limit_valid 1000 --threads 1 --device cpu --quiet
+        "${tables[@]}")
+one() {  # method seed [search.py flags]
+    nice -n 5 bash exp_scripts/"$1"-201.sh --seed "$2" --init_channels 8 --layers 2 --image_size 16 --epochs 5 \
+        "${common[@]}" "${@:3}"
+    nice -n 5 bash exp_scripts/"$1"-proj-201.sh --seed "$2" --proj_intv 1 "${common[@]}"
 }
 start=$(date +%s)
 for seed in 0 1; do
-    one darts "$seed" "$@" > "$OUT-darts-$seed.out" 2>&1 &
-    one blank "$seed" "$@" > "$OUT-blank-$seed.out" 2>&1 &
-    wait
+    one darts "$seed" "$@" > "$OUT/darts-$seed.out" 2>&1 &
+    a=$!
+    one blank "$seed" "$@" > "$OUT/blank-$seed.out" 2>&1 &
+    b=$!
+    if ! wait "$a" || ! wait "$b"; then
+        echo "cpu-nb201-profile.sh: a run failed; see the end of $OUT/{darts,blank}-$seed.out" >&2
+        exit 1
+    fi
 done
 echo "wall seconds: $(( $(date +%s) - start ))"
-$PY - "$OUT" <<'PYEOF'
-import json, sys, pathlib
-print(f"{'run':<10} {'argmax':>8} {'projected':>10}  argmax | projected")
+"$PY" - "$OUT/nasbench201" <<'PYEOF'
+import json, pathlib, sys
+def f(v):
+    return "-" if v is None else f"{v:.2f}"
+print("NAS-Bench-201 CIFAR-10 test accuracy (%) after 12 epochs (signal) and 200 epochs (truth)")
+print(f"{'run':<20} {'argmax 12':>9} {'argmax 200':>10} {'proj 12':>8} {'proj 200':>9}  argmax | projected")
 for d in sorted(pathlib.Path(sys.argv[1]).iterdir()):
     p = d / "projection.json"
     if p.is_file():
         r = json.loads(p.read_text())
-        print(f"{d.name:<10} {r['argmax_benchmark']:>8.2f} {r['benchmark']:>10.2f}  {r['argmax_genotype']} | {r['genotype']}")
+        print(f"{d.name:<20} {f(r.get('argmax_bench_signal')):>9} {f(r.get('argmax_bench_truth')):>10} "
+              f"{f(r.get('bench_signal')):>8} {f(r.get('bench_truth')):>9}  {r['argmax_genotype']} | {r['genotype']}")
 PYEOF

@@ -1,6 +1,21 @@
 #!/bin/bash
-# DARTS-PT perturbation-based selection on a NAS-Bench-201 DARTS supernet (exp_scripts/darts-proj-201.sh of ruocwang/darts-pt). Extra flags pass through, e.g. --seed 1 --dataset cifar100.
+# DARTS-PT's exp_scripts/darts-proj-201.sh: perturbation-based selection (projection) of a darts-201.sh supernet.
+#    bash darts-proj-201.sh [--resume_expid NAME] [--resume_epoch E] [--seed 0] [--dataset cifar10] [project.py flags]
+# --resume_expid defaults to the folder darts-201.sh makes with the same --seed and --dataset (DARTS-PT's default,
+# search-darts-201-1, predates its seed-0 default). --resume_epoch E projects checkpoint_<E>.pt (kept every 20
+# epochs); without it, the search's last checkpoint (DARTS-PT: 100). The space is read from the checkpoint, so a
+# DARTS-space run works too, as DARTS-PT's README calls it: --space s3 --dataset svhn --resume_expid
+# search-darts-sota-s3-2.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-expid=${resume_expid:-searchs/search-darts-201-0}
-${PY:-python} project.py --resume_expid "$expid" --edge_decision random --crit acc --proj_intv 5 "$@"
+dataset=cifar10
+seed=0
+gpu=auto
+space=
+resume_epoch=
+resume_expid=
+source "$(dirname "$0")/_lib.sh"
+parse_flags "dataset seed gpu space resume_epoch resume_expid" "$@"
+[ "$dataset" = cifar10 ] && suffix= || suffix=-$dataset
+run project.py --resume_expid "${resume_expid:-search-darts-201-$seed$suffix}" \
+    ${resume_epoch:+--resume_epoch "$resume_epoch"} --dataset "$dataset" ${space:+--space "$space"} \
+    --edge_decision random --crit acc --proj_intv 5 --seed "$seed" $(device_flags) "${PASS[@]}"

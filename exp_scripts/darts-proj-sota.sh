@@ -1,6 +1,20 @@
 #!/bin/bash
-# DARTS-PT perturbation-based selection on a DARTS-space DARTS supernet (exp_scripts/darts-proj-sota.sh of ruocwang/darts-pt). Extra flags pass through, e.g. --seed 1 --dataset cifar100.
+# DARTS-PT's exp_scripts/darts-proj-sota.sh: perturbation-based selection (projection) of a darts-sota.sh supernet.
+#    bash darts-proj-sota.sh [--space s5] [--dataset cifar10] [--seed 2] [--resume_expid NAME] [--crit acc|loss]
+# --resume_expid defaults to the folder darts-sota.sh makes with the same --space, --dataset and --seed (DARTS-PT's
+# default is fixed to s5). --resume_epoch E projects checkpoint_<E>.pt (kept every 10 epochs); without it, the
+# search's last checkpoint (DARTS-PT: 50).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-expid=${resume_expid:-searchs/search-darts-sota-s5-2}
-${PY:-python} project.py --resume_expid "$expid" --edge_decision random --crit_normal acc --crit_reduce acc --crit_edge acc --proj_intv 5 "$@"
+dataset=cifar10
+seed=2
+gpu=auto
+space=s5
+resume_epoch=
+resume_expid=
+crit=acc
+source "$(dirname "$0")/_lib.sh"
+parse_flags "dataset seed gpu space resume_epoch resume_expid crit" "$@"
+run project.py --resume_expid "${resume_expid:-search-darts-sota-$space-$seed}" \
+    ${resume_epoch:+--resume_epoch "$resume_epoch"} --space "$space" --dataset "$dataset" --edge_decision random \
+    --crit_normal "$crit" --crit_reduce "$crit" --crit_edge "$crit" --proj_intv 5 --seed "$seed" $(device_flags) \
+    "${PASS[@]}"

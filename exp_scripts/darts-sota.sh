@@ -1,5 +1,14 @@
 #!/bin/bash
-# DARTS-PT DARTS search on S5 (or --space s1..s4): 50 epochs, C=16, 8 layers (exp_scripts/darts-sota.sh of ruocwang/darts-pt). Extra flags pass through, e.g. --seed 1 --dataset cifar100.
+# DARTS-PT's exp_scripts/darts-sota.sh: DARTS (first order) supernet search in a DARTS space, S5 by default (50
+# epochs, C=16, 8 cells, batch 64: search.py's defaults).
+#    bash darts-sota.sh [--space s1..s5] [--dataset cifar10|cifar100|svhn] [--seed 2] [--gpu auto|N|cpu] [search.py flags]
+# Run folder: experiments/sota/<dataset>/search-darts-sota-<space>-<seed>. Run from exp_scripts/ or the repo root.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-${PY:-python} search.py --space "${space:-s5}" --method darts --epochs 50 --init_channels 16 --layers 8 --batch_size 64 --lr 0.025 --seed 2 --name "search-darts-sota-${space:-s5}-2" "$@"
+dataset=cifar10
+seed=2
+gpu=auto
+space=s5
+source "$(dirname "$0")/_lib.sh"
+parse_flags "dataset seed gpu space" "$@"
+run search.py --space "$space" --method darts --dataset "$dataset" --save "$ID" --seed "$seed" $(device_flags) \
+    "${PASS[@]}"

@@ -25,6 +25,7 @@ from genotypes import GenotypeError, format_genotype, parse_genotype, read_genot
 from nas.distributed import DistContext, broadcast_object
 from nas.errors import ConfigError, NASError
 from nas.io import atomic_write_json, get_logger, read_json, read_text_file, run_metadata
+from nas.progress import bar
 from nas.rundir import RunFolder, normalize_path
 from nas.spaces import get_space
 from nas.train import train_architecture
@@ -94,12 +95,15 @@ def _run(archs: Sequence, folder: RunFolder, *, space_kind: str, budget, data, d
             doc["meta"] = run_metadata(config, seed=seed, started=started)
             atomic_write_json(res_path, doc)  # the record is safe before its folder goes
             for r in new:
+                if cells is not None:
+                    cells.update()
                 shutil.rmtree(run_dir / f"arch_{r['index']:03d}", ignore_errors=True)
                 logger.info("[%d/%d] valid acc %.2f%% (best %.2f%%), %.2fM params, %.1fs (rank %s)", r["index"] + 1,
                             len(archs), r["valid_acc"], r["best_valid_acc"], r["params"] / 1e6, r["seconds"],
                             r.get("rank", 0))
 
     # rank 0 merges its own records at once, the other ranks' from a thread while it trains
+    cells = bar(total=len(pending), desc="cells", unit="arch") if ctx.is_main else None
     collector = Collector(queue, merge, poll_s=poll_s) if ctx.is_main and ctx.enabled else None
     try:
         while (task := queue.take()) is not None:
@@ -127,6 +131,8 @@ def _run(archs: Sequence, folder: RunFolder, *, space_kind: str, budget, data, d
             merge(queue.receive())
         if writer is not None:
             writer.close()
+        if cells is not None:
+            cells.close()
     if ctx.is_main:
         doc["meta"] = run_metadata(config, seed=seed, started=started)
         doc["meta"]["world_size"] = ctx.world_size

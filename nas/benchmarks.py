@@ -142,19 +142,31 @@ class NB201Api:
 
     def info(self, arch: str, dataset: str, *, hp: str | None = None) -> dict[str, float]:
         """``get_more_info`` of ``arch`` on ``dataset`` (mean over the benchmark's seeds)."""
-        return self.api.get_more_info(self.index(arch), dataset, iepoch=None, hp=str(hp or self.hp), is_random=False)
+        hp = str(hp or self.hp)
+        index = self.index(arch)
+        try:
+            return self.api.get_more_info(index, dataset, iepoch=None, hp=hp, is_random=False)
+        except (KeyError, ValueError, AssertionError) as exc:  # the API's ways of saying "no such result"
+            raise NASError(f"{self.path.name} has no {dataset} result at {hp} epochs for arch {arch!r} "
+                           f"({type(exc).__name__}: {exc})") from None
 
     def check_column(self, column: str) -> None:
         """ConfigError unless ``column`` names a table column the API answers (``cifar10_test_acc``, ...)."""
         self._api_metric(column)
 
-    def _api_metric(self, column: str) -> tuple[str, str]:
+    @classmethod
+    def api_metric(cls, column: str) -> tuple[str, str] | None:
+        """(API dataset, API metric) of a table column such as ``cifar10_valid_acc``; None for other names."""
         parts = column.rsplit("_", 2)
         key = (parts[0], parts[1]) if len(parts) == 3 and parts[2] == "acc" else None
-        if key not in self.COLUMNS:
+        return cls.COLUMNS.get(key) if key else None
+
+    def _api_metric(self, column: str) -> tuple[str, str]:
+        found = self.api_metric(column)
+        if found is None:
             allowed = ", ".join(f"{d}_{s}_acc" for d, s in self.COLUMNS)
             raise ConfigError(f"metric {column!r} is not one the NAS-Bench-201 API answers; allowed: {allowed}")
-        return self.COLUMNS[key]
+        return found
 
     def query(self, arch: str, column: str) -> float:
         """The table column's value from the API (at this file's ``hp`` epochs), as NB201Table.query."""
@@ -215,11 +227,21 @@ class BenchmarkReport:
 NB301_OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
              "dil_conv_3x3", "dil_conv_5x5")
 NB301Genotype = collections.namedtuple("NB301Genotype", "normal normal_concat reduce reduce_concat")
-NB301_PACKAGES = ("nasbench301", "ConfigSpace", "torch_scatter", "torch_sparse", "torch_geometric", "lightgbm",
-                  "xgboost", "networkx", "pathvalidate", "seaborn", "statsmodels", "tensorboard_logger")
-NB301_INSTALL = (f"NAS-Bench-301 needs the optional packages {', '.join(NB301_PACKAGES)} (pip install nasbench301 "
-                 "does not pull them all in) and its surrogate model files: download nb_models_1.0 (or 0.9) from "
-                 "the NAS-Bench-301 release and pass the folder holding xgb_v1.0")
+# What `import nasbench301; nasbench301.load_ensemble(...)` imports (automl/nasbench301 HEAD 61c670e: api.py ->
+# surrogate_models/utils.py imports every surrogate: gnn (torch_geometric, torch_scatter, torch_cluster via gcn_lib,
+# h5py via gcn_utils/data_util, networkx), lgb, xgb, sklearn forests and SVRs, seaborn; surrogate_model.py imports
+# IPython and pathvalidate; model_downloader.py imports requests). Its setup.py leaves install_requires commented out,
+# so `pip install nasbench301` installs none of them. pip names; torch-sparse is needed by torch-geometric < 2.3.
+NB301_PACKAGES = ("nasbench301", "ConfigSpace==0.4.12", "torch-geometric", "torch-scatter", "torch-sparse",
+                  "torch-cluster", "networkx", "h5py", "lightgbm", "xgboost", "scikit-learn", "scipy", "matplotlib",
+                  "seaborn", "pathvalidate", "ipython", "tqdm", "requests")
+NB301_INSTALL = (
+    f"NAS-Bench-301 is optional and needs: pip install {' '.join(NB301_PACKAGES)} (pip install nasbench301 "
+    "alone installs none of its dependencies; its requirements.txt pins ConfigSpace 0.4.12, scikit-learn 0.23.0 "
+    "and torch 1.5, and the surrogate files are pickles of that era), plus the surrogate models: download "
+    "nasbench301_models_v1_0.zip (figshare, linked from the NAS-Bench-301 README) or run python -c \"import "
+    "nasbench301; nasbench301.download_models(version='1.0', download_dir='DIR')\", then pass --nb301_model_dir "
+    "DIR/nb_models_1.0 (the folder holding xgb_v1.0/)")
 
 
 def to_nb301_genotype(g: Any, genotype_cls: Any = NB301Genotype) -> Any:
@@ -247,8 +269,9 @@ def nb301_model_folder(models_dir: str | Path | None) -> Path:
         raise NASError(f"no NAS-Bench-301 model folder given. {NB301_INSTALL}")
     path = Path(models_dir).expanduser()
     cand = [path / "xgb_v1.0", path / "xgb_v0.9", path]
-    found = next((p for p in cand if (p / "model_config.json").exists() or (p / "surrogate_model_0.model").exists()),
-                 None) or next((p for p in cand if p.is_dir() and p.name.startswith("xgb")), None)
+    # load_ensemble reads every *surrogate_model.model below the folder it is given: give it one model's ensemble
+    # (xgb_v1.0/<member>/surrogate_model.model), never the parent of several models
+    found = next((p for p in cand if p.is_dir() and any(p.glob("*/surrogate_model.model"))), None)
     if found is None:
         raise NASError(f"{path}: no NAS-Bench-301 surrogate folder (xgb_v1.0) there. {NB301_INSTALL}")
     return found

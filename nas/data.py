@@ -5,11 +5,20 @@ resized to the budget's image size (BPE resizes every image on every step; doing
 pixels). ``TensorLoader`` keeps that tensor on the training device and does random crop, flip and cutout
 on whole batches there, with all of an epoch's random draws made at once so no step waits on the host.
 ``torch_loader`` is the per-image PIL pipeline of the original code, kept for comparison (bench/).
+
+Where the images come from (``--dataset``): ``cifar10``/``cifar100``/``svhn`` read torchvision's files in
+``--data_path`` (``cifar-10-batches-py/``, ...) or, when those are absent and the folder holds
+``train/<class>/`` image folders (e.g. CIFAR-10 unpacked to JPEGs), that folder layout under the dataset's
+name; otherwise torchvision downloads them. ``folder`` is the folder layout under no name. ``auto`` (the
+default of the scripts) is ``cifar10`` when ``cifar-10-batches-py/`` is there, ``folder`` when
+``train/<class>/`` is, else ``cifar10`` (downloaded). Decoded folder images are cached in
+``<data_path>/.nas_cache/`` under a fingerprint of the file list (names, sizes, mtimes).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -22,11 +31,15 @@ import torch.nn.functional as F
 
 from nas.checkpoint import save_checkpoint
 from nas.errors import NASError
+from nas.progress import progress
 from nas.seeds import child_seed
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("cifar10", "cifar100", "svhn", "folder")
+DATASETS = ("cifar10", "cifar100", "svhn", "folder", "auto")
+# torchvision's files of each named dataset (what --dataset auto and the folder fallback look for)
+TORCHVISION_FILES = {"cifar10": ("cifar-10-batches-py",), "cifar100": ("cifar-100-python",),
+                     "svhn": ("train_32x32.mat", "test_32x32.mat")}
 # Per-channel statistics of the training sets (BPE preproc.py / DARTS utils.py).
 STATS = {
     "cifar10": ((0.49139968, 0.48215827, 0.44653124), (0.24703233, 0.24348505, 0.26158768)),
@@ -92,47 +105,112 @@ def _decode(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
-def _folder_split(root: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    base = root / split
-    if not base.is_dir():
-        raise _missing("folder dataset", root, f"no {split}/ folder; expected {split}/<class>/*.jpg")
-    classes = sorted(d.name for d in base.iterdir() if d.is_dir())
-    files, labels = [], []
-    for k, c in enumerate(classes):
-        fs = sorted(p for p in (base / c).iterdir() if p.suffix.lower() in IMAGE_EXTS)
-        files += fs
-        labels += [k] * len(fs)
-    if not files:
-        raise _missing("folder dataset", root, f"{split}/<class>/ folders hold no images")
-    # PIL releases the GIL while decoding, so threads use every core
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        images = list(pool.map(_decode, files, chunksize=256))
-    shapes = {im.shape for im in images[:1000]}
-    if len(shapes) != 1:
-        raise NASError(f"{base}: images differ in size ({sorted(shapes)[:3]}); resize them to one size first")
-    x = np.stack(images).transpose(0, 3, 1, 2)
-    y = np.asarray(labels)
-    # Fixed interleaving so that '--limit_train N' (the first N images) spans every class.
-    order = np.random.default_rng(0).permutation(len(y))
-    return np.ascontiguousarray(x[order]), y[order], classes
+def has_torchvision_files(name: str, root: str | Path) -> bool:
+    """``root`` holds torchvision's files of ``name`` (e.g. ``cifar-10-batches-py/``)."""
+    return name in TORCHVISION_FILES and all((Path(root) / f).exists() for f in TORCHVISION_FILES[name])
 
 
-def _cached_folder_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Decoding 60k JPEGs takes a while: keep the result as plain tensors next to the data when we may."""
-    cache = root / ".nas_cache" / f"{split}.pt"
-    try:
-        if cache.exists() and cache.stat().st_mtime >= (root / split).stat().st_mtime:
-            blob = torch.load(cache, weights_only=True)  # tensors only: never unpickles code
-            return blob["x"], blob["y"], int(blob["n_classes"])
-    except Exception as exc:  # a broken cache is rebuilt, never trusted
-        log.warning("ignoring unreadable cache %s (%s)", cache, exc)
-    x, y, classes = _folder_split(root, split)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
-    try:
-        save_checkpoint(cache, {"x": xt, "y": yt, "n_classes": len(classes)})  # atomic: never a torn cache
-    except OSError:
-        pass  # read-only data folder: decode again next time
-    return xt, yt, len(classes)
+def has_folder_layout(root: str | Path) -> bool:
+    """``root/train/`` holds at least one class folder."""
+    base = Path(root) / "train"
+    return base.is_dir() and any(d.is_dir() and not d.name.startswith(".") for d in base.iterdir())
+
+
+def resolve_dataset(name: str, data_path: str | Path) -> str:
+    """``auto`` -> ``cifar10`` when cifar-10-batches-py/ is in ``data_path``, ``folder`` when train/<class>/ is,
+    else ``cifar10`` (torchvision downloads it); any other name is returned as it is (lower case)."""
+    name = name.lower()
+    if name != "auto":
+        return name
+    if has_torchvision_files("cifar10", data_path):
+        return "cifar10"
+    return "folder" if has_folder_layout(data_path) else "cifar10"
+
+
+class FolderSplit:
+    """``root/<split>/<class>/*.jpg`` listed (not decoded) in a fixed interleaved order.
+
+    The order is a fixed permutation of the sorted file list, so that the first N images (``--limit_train``)
+    span every class; ``load(positions)`` decodes only those images, or reads the cache of the whole split.
+    """
+
+    def __init__(self, root: Path, split: str):
+        self.root, self.split, base = root, split, root / split
+        if not base.is_dir():
+            raise _missing("folder dataset", root, f"no {split}/ folder; expected {split}/<class>/*.jpg")
+        self.classes = sorted(d.name for d in base.iterdir() if d.is_dir())
+        files, labels, h = [], [], hashlib.sha1()
+        for k, c in enumerate(self.classes):
+            for e in sorted((e for e in os.scandir(base / c) if Path(e.name).suffix.lower() in IMAGE_EXTS),
+                            key=lambda e: e.name):
+                st = e.stat()
+                # a cheap fingerprint of the file list: adding, removing or rewriting any image changes it
+                h.update(f"{c}/{e.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                files.append(Path(e.path))
+                labels.append(k)
+        if not files:
+            raise _missing("folder dataset", root, f"{split}/<class>/ folders hold no images")
+        order = np.random.default_rng(0).permutation(len(files))  # today's interleaving (do not change)
+        self.files = [files[i] for i in order]
+        self.labels = np.asarray(labels)[order]
+        self.fingerprint = h.hexdigest()[:16]
+        self.cache = root / ".nas_cache" / f"{split}-{self.fingerprint}.pt"
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load(self, positions: range | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (uint8 NCHW) and labels at ``positions`` of the interleaved order (None: all of them)."""
+        want = range(len(self)) if positions is None else positions
+        whole = want.start == 0 and want.stop >= len(self)
+        blob = self._read_cache()
+        if blob is not None:
+            x, y = blob["x"][want.start:want.stop], blob["y"][want.start:want.stop]
+            return (x, y) if whole else (x.clone(), y.clone())  # a slice must not pin the whole split
+        x = self._decode([self.files[i] for i in want])
+        y = torch.from_numpy(self.labels[want.start:want.stop]).long()
+        if whole:
+            self._write_cache(x, y)
+        return x, y
+
+    def _decode(self, files: list[Path]) -> torch.Tensor:
+        # PIL releases the GIL while decoding, so threads use every core
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            images = list(progress(pool.map(_decode, files, chunksize=64), total=len(files),
+                                   desc=f"decode {self.split}", unit="img"))
+        shapes = {im.shape for im in images[:1000]}
+        if len(shapes) != 1:
+            raise NASError(f"{self.root / self.split}: images differ in size ({sorted(shapes)[:3]}); resize them "
+                           "to one size first")
+        return torch.from_numpy(np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2)))
+
+    def _read_cache(self) -> dict | None:
+        try:
+            if self.cache.is_file():
+                blob = torch.load(self.cache, weights_only=True)  # tensors only: never unpickles code
+                if len(blob["y"]) == len(self):
+                    log.info("reading %d decoded images of %s from %s", len(self), self.root / self.split,
+                             self.cache)
+                    return blob
+        except Exception as exc:  # a broken cache is rebuilt, never trusted
+            log.warning("ignoring unreadable cache %s (%s)", self.cache, exc)
+        return None
+
+    def _write_cache(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        try:
+            save_checkpoint(self.cache, {"x": x, "y": y, "n_classes": len(self.classes)})  # atomic
+        except OSError as exc:
+            log.info("not caching the decoded images (%s): they are decoded again next time", exc)
+            return
+        for old in self.cache.parent.glob(f"{self.split}*.pt"):  # caches of earlier file lists
+            if old != self.cache and (old.name == f"{self.split}.pt" or old.name.startswith(f"{self.split}-")):
+                old.unlink(missing_ok=True)
+        log.info("cached %d decoded images of %s in %s (%.1f MB)", len(y), self.root / self.split, self.cache,
+                 self.cache.stat().st_size / 2**20)
+
+
+def _take(n: int, limit: int | None, start: int = 0) -> range:
+    return range(start, start + (min(n, limit) if limit else n))
 
 
 def resize_uint8(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -154,21 +232,26 @@ def load_dataset(name: str, data_path: str | Path, *, image_size: int | None = N
 
     ``valid='test'`` validates on the test split (what BPE does); a float ``p`` keeps the first ``p`` of
     train for training and validates on the rest (DARTS' ``--train_portion``); ``'none'`` loads train
-    only (zero-shot proxies need no validation images). ``limit_*`` keep the first N.
+    only (zero-shot proxies need no validation images). ``limit_*`` keep the first N (a folder dataset
+    decodes only those). ``name`` may be ``auto`` (see the module doc).
     """
-    name = name.lower()
-    if name not in DATASETS:
+    if name.lower() not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+    for flag, n in (("--limit_train", limit_train), ("--limit_valid", limit_valid)):
+        if n is not None and n <= 0:
+            raise ValueError(f"{flag} must be positive, got {n}")
+    if valid not in ("test", "none"):
+        portion = float(valid)
+        if not 0.0 < portion < 1.0:
+            raise ValueError(f"--train_portion must be in (0, 1), got {portion}")
     root = Path(data_path)
-    if name == "folder":
+    name = resolve_dataset(name, root)
+    if name == "folder" or (not has_torchvision_files(name, root) and has_folder_layout(root)):
         if not root.is_dir():
             raise _missing("folder dataset", root, "the folder does not exist")
-        tx, ty, n_classes = _cached_folder_split(root, "train")
-        vx = vy = None
-        if valid == "test":
-            vx, vy, n_test = _cached_folder_split(root, "test")
-            if n_test != n_classes:
-                raise NASError(f"{root}: train has {n_classes} classes but test has {n_test}")
+        if name != "folder":
+            log.info("%s: reading the folder layout in %s (train/<class>/, test/<class>/)", name, root)
+        tx, ty, vx, vy, n_classes = _load_folder(root, valid, limit_train, limit_valid)
     else:
         if not root.is_dir() and not download:
             raise _missing(name, root, "the folder does not exist")
@@ -180,21 +263,15 @@ def load_dataset(name: str, data_path: str | Path, *, image_size: int | None = N
         if valid == "test":
             x, y = _torchvision_split(name, root, False, download)
             vx, vy = torch.from_numpy(x), torch.from_numpy(y).long()
-    if valid == "none":
-        vx, vy = tx[:0], ty[:0]
-    elif valid != "test":
-        portion = float(valid)
-        if not 0.0 < portion < 1.0:
-            raise ValueError(f"--train_portion must be in (0, 1), got {portion}")
-        split = int(len(ty) * portion)
-        tx, ty, vx, vy = tx[:split], ty[:split], tx[split:], ty[split:]
-    for flag, n in (("--limit_train", limit_train), ("--limit_valid", limit_valid)):
-        if n is not None and n <= 0:
-            raise ValueError(f"{flag} must be positive, got {n}")
-    if limit_train:
-        tx, ty = tx[:limit_train], ty[:limit_train]
-    if limit_valid:
-        vx, vy = vx[:limit_valid], vy[:limit_valid]
+        elif valid == "none":
+            vx, vy = tx[:0], ty[:0]
+        else:
+            split = int(len(ty) * float(valid))
+            tx, ty, vx, vy = tx[:split], ty[:split], tx[split:], ty[split:]
+        if limit_train:
+            tx, ty = tx[:limit_train], ty[:limit_train]
+        if limit_valid:
+            vx, vy = vx[:limit_valid], vy[:limit_valid]
     if len(ty) == 0 or (len(vy) == 0 and valid != "none"):
         raise NASError(f"{name} at {root}: empty train or validation split")
     if name in STATS:
@@ -206,6 +283,30 @@ def load_dataset(name: str, data_path: str | Path, *, image_size: int | None = N
     if image_size:
         tx, vx = resize_uint8(tx, image_size), resize_uint8(vx, image_size)
     return ImageData(name, tx.contiguous(), ty, vx.contiguous(), vy, n_classes, tuple(mean), tuple(std))
+
+
+def _load_folder(root: Path, valid: str | float, limit_train: int | None, limit_valid: int | None):
+    """The folder layout's splits, decoding only the images the limits keep (same order as decoding all)."""
+    train = FolderSplit(root, "train")
+    n = len(train)
+    if valid == "test":
+        tx, ty = train.load(_take(n, limit_train))
+        test = FolderSplit(root, "test")
+        if len(test.classes) != len(train.classes):
+            raise NASError(f"{root}: train has {len(train.classes)} classes but test has {len(test.classes)}")
+        vx, vy = test.load(_take(len(test), limit_valid))
+    elif valid == "none":
+        tx, ty = train.load(_take(n, limit_train))
+        vx, vy = tx[:0], ty[:0]
+    else:
+        split = int(n * float(valid))
+        if not limit_train and not limit_valid:
+            x, y = train.load()
+            tx, ty, vx, vy = x[:split], y[:split], x[split:], y[split:]
+        else:
+            tx, ty = train.load(_take(split, limit_train))
+            vx, vy = train.load(_take(n - split, limit_valid, start=split))
+    return tx, ty, vx, vy, len(train.classes)
 
 
 # ----------------------------------------------------------------------------- the fast loader
@@ -339,11 +440,14 @@ def torch_loader(x: torch.Tensor, y: torch.Tensor, *, batch_size: int, image_siz
 # ----------------------------------------------------------------------------- CLI helpers
 
 
-def add_data_args(parser: argparse.ArgumentParser, *, dataset: str = "cifar10", data_path: str = "data/") -> None:
-    """--dataset --data_path --train_portion --limit_train --limit_valid --device --seed."""
+def add_data_args(parser: argparse.ArgumentParser, *, dataset: str = "auto", data_path: str = "data/") -> None:
+    """--dataset --data_path --train_portion --limit_train --limit_valid --device."""
     g = parser.add_argument_group("data")
     g.add_argument("--dataset", default=dataset, type=str.lower, choices=DATASETS,
-                   help="cifar10, cifar100, svhn (torchvision), or folder (train/<class>/, test/<class>/)")
+                   help="cifar10, cifar100, svhn (torchvision's files, or train/<class>/ folders under that name), "
+                        "folder (train/<class>/, test/<class>/), or auto: cifar10 when --data_path holds "
+                        "cifar-10-batches-py/, folder when it holds train/<class>/, else cifar10 downloaded "
+                        "(default %(default)s)")
     g.add_argument("--data_path", default=data_path, help="dataset folder (default %(default)s)")
     g.add_argument("--train_portion", type=float, default=None,
                    help="validate on the rest of train instead of the test set (e.g. 0.5)")

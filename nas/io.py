@@ -145,6 +145,18 @@ def log_to_file(logger: logging.Logger, path: str | Path | None) -> Iterator[Non
             handler.close()
 
 
+class _BarSafeHandler(logging.StreamHandler):
+    """Writes through ``tqdm.write``: a progress bar on the same stream is cleared and redrawn, never broken."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
 def get_logger(name: str, log_file: str | Path | None = None, *, quiet: bool = False) -> logging.Logger:
     """A logger printing to stderr (unless ``quiet``) and, if given, appending to ``log_file``."""
     logger = logging.getLogger(name)
@@ -154,9 +166,23 @@ def get_logger(name: str, log_file: str | Path | None = None, *, quiet: bool = F
         logger.removeHandler(h)
         h.close()
     if not quiet:
-        sh = logging.StreamHandler(sys.stderr)
+        sh = _BarSafeHandler(sys.stderr)
         sh.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%m/%d %H:%M:%S"))
         logger.addHandler(sh)
     if log_file is not None:
         attach_log_file(logger, log_file)
+    _route_package_logs(quiet)
     return logger
+
+
+def _route_package_logs(quiet: bool) -> None:
+    """The ``nas.*`` module loggers (e.g. nas.data's cache messages) print at INFO like the script's, or not at all."""
+    pkg = logging.getLogger("nas")
+    for h in [h for h in pkg.handlers if getattr(h, "_nas_stderr", False)]:
+        pkg.removeHandler(h)
+    pkg.setLevel(logging.INFO)
+    if not quiet:
+        sh = _BarSafeHandler(sys.stderr)
+        sh.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%m/%d %H:%M:%S"))
+        sh._nas_stderr = True  # type: ignore[attr-defined]
+        pkg.addHandler(sh)

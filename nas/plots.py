@@ -33,6 +33,17 @@ def _spans_decades(values: Sequence[float]) -> bool:
     return len(pos) == len(values) and len(pos) > 1 and max(pos) / min(pos) > 1e3
 
 
+def _value_scale(values: Sequence[float]) -> tuple[str, dict]:
+    """linear, log (positive values over 3+ decades, e.g. synflow) or symlog (the same with some exact zeros:
+    synflow of a cell whose paths are all cut is 0)."""
+    if _spans_decades(values):
+        return "log", {}
+    pos = [v for v in values if v > 0]
+    if pos and all(v >= 0 for v in values) and len(pos) > 1 and max(pos) / min(pos) > 1e3:
+        return "symlog", {"linthresh": min(pos)}
+    return "linear", {}
+
+
 def search_curve(values: Sequence[float], png: str | Path, *, title: str, value_label: str = "validation accuracy (%)",
                  baseline: Sequence[float] | None = None, baseline_scale: float = 1.0) -> None:
     """Each evaluation's value as a dot, the best so far as a step line, and (RL) the reward baseline."""
@@ -69,16 +80,22 @@ def estimate_scatter(panels: Sequence[tuple[str, Sequence[float], Sequence[float
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows), squeeze=False)
     for ax, (name, est, tru) in zip(axes.flat, panels):
-        ax.scatter(tru, est, s=6, alpha=0.6)
-        rho = stats.spearmanr(est, tru).statistic
-        tau = stats.kendalltau(est, tru).statistic
-        ax.set_title(f"{name}\nSpearman rho {rho:.3f}, Kendall tau {tau:.3f}", fontsize=8)
-        ax.set_xlabel(truth_name, fontsize=7)
-        if _spans_decades(est):
-            ax.set_yscale("log")
-            ax.set_ylabel(f"{name} (log scale)", fontsize=7)
-        else:
-            ax.set_ylabel(name, fontsize=7)
+        finite = [(e, t) for e, t in zip(est, tru) if math.isfinite(e)]
+        # correlations as the criteria table computes them (nas.ranking: a non-finite estimate ranks last)
+        worst = min((e for e, _ in finite), default=0.0) - 1.0
+        ranked = [e if math.isfinite(e) else worst for e in est]
+        rho = stats.spearmanr(ranked, tru).statistic
+        tau = stats.kendalltau(ranked, tru).statistic
+        ax.scatter([t for _, t in finite], [e for e, _ in finite], s=6, alpha=0.6)
+        dropped = f"\n{len(est) - len(finite)} non-finite estimate(s) ranked last, not drawn" \
+            if len(finite) < len(est) else ""
+        ax.set_title(f"{name}\nSpearman rho {rho:.3f}, Kendall tau {tau:.3f}{dropped}", fontsize=8)
+        ax.set_xlabel(f"{truth_name} (ground truth)", fontsize=7)
+        pad = 0.03 * ((max(tru) - min(tru)) or 1.0)
+        ax.set_xlim(min(tru) - pad, max(tru) + pad)  # every panel on the truth's whole range, even with points left out
+        scale, kw = _value_scale([e for e, _ in finite])
+        ax.set_yscale(scale, **kw)
+        ax.set_ylabel(name + ("" if scale == "linear" else f" ({scale} scale)"), fontsize=7)
         ax.tick_params(labelsize=6)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[n:]:

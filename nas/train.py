@@ -27,6 +27,7 @@ from nas.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_
 from nas.cudagraph import GraphedStep, use_cuda_graph
 from nas.data import TensorLoader
 from nas.errors import ConfigError, NASError
+from nas.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,8 @@ def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optim
                              params=params)
     n = 0
     t0 = time.perf_counter()
-    for i, (x, y) in enumerate(loader):
+    total = min(len(loader), max_steps or len(loader)) if hasattr(loader, "__len__") else max_steps
+    for i, (x, y) in enumerate(progress(loader, total=total, desc="steps", unit="batch")):
         if max_steps is not None and i >= max_steps:
             break
         if before_step is not None:

@@ -52,3 +52,46 @@ def make_image_data(n_train: int = 32, n_valid: int = 16, size: int = 8, n_class
     ty = torch.randint(0, n_classes, (n_train,), generator=g)
     vy = torch.randint(0, n_classes, (n_valid,), generator=g)
     return ImageData("tiny", tx, ty, vx, vy, n_classes, (0.5,) * 3, (0.25,) * 3)
+
+
+# NB201 table columns -> (API dataset, the set get_more_info reads for them), as nas.benchmarks.NB201Api.COLUMNS
+_NB201_SETS = {"cifar10_valid_acc": ("cifar10-valid", "x-valid"), "cifar10_test_acc": ("cifar10", "ori-test"),
+               "cifar100_valid_acc": ("cifar100", "x-valid"), "cifar100_test_acc": ("cifar100", "x-test"),
+               "imagenet16_valid_acc": ("ImageNet16-120", "x-valid"),
+               "imagenet16_test_acc": ("ImageNet16-120", "x-test")}
+
+
+def write_nb201_pth(path: Path, less: dict[str, dict[str, float]], full: dict[str, dict[str, float]]) -> Path:
+    """A NAS-Bench-201 API file built with the API's own classes (ArchResults, ResultsCount) from table rows.
+
+    ``less`` / ``full``: arch string -> {table column: value} of the 12-epoch and 200-epoch tables (our CSV
+    format). Every arch of either gets an index; each column becomes the API's result for its dataset and set
+    at every epoch, so ``get_more_info(..., iepoch=None)`` returns it.
+    """
+    import torch
+    from nas_201_api import ArchResults, ResultsCount
+
+    archs = sorted(set(less) | set(full))
+
+    def results(index: int, arch: str, row: dict[str, float] | None, epochs: int) -> dict:
+        res = ArchResults(index, arch)
+        by_dataset: dict[str, dict[str, float]] = {}
+        for column, value in (row or {}).items():
+            dataset, setname = _NB201_SETS[column]
+            by_dataset.setdefault(dataset, {})[setname] = float(value)
+        for dataset, sets in by_dataset.items():
+            count = ResultsCount(dataset, None, {e: 100.0 for e in range(epochs)}, {e: 0.01 for e in range(epochs)},
+                                 params=0.1, flop=10.0, arch_config={"arch_str": arch, "channel": 16, "num_cells": 5,
+                                                                     "class_num": 10}, seed=777, epochs=epochs,
+                                 latency=None)
+            for setname, value in sets.items():
+                count.update_eval({f"{setname}@{e}": value for e in range(epochs)},
+                                  {f"{setname}@{e}": 1.0 for e in range(epochs)},
+                                  {f"{setname}@{e}": 0.5 for e in range(epochs)})
+            res.update(dataset, 777, count)
+        return res.state_dict()
+
+    torch.save({"meta_archs": archs, "evaluated_indexes": list(range(len(archs))), "total_archs": len(archs),
+                "arch2infos": {i: {"less": results(i, a, less.get(a), 12), "full": results(i, a, full.get(a), 200)}
+                               for i, a in enumerate(archs)}}, path)
+    return path

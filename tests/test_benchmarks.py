@@ -81,8 +81,23 @@ def test_nb301_missing_package_is_clear():
         pytest.skip("nasbench301 installed")
     except ImportError:
         pass
-    with pytest.raises(NASError, match="pip install nasbench301"):
+    with pytest.raises(NASError, match="pip install nasbench301") as err:
         NB301Estimator("/nonexistent")
+    for pkg in ("torch-geometric", "torch-scatter", "torch-cluster", "h5py", "xgboost", "ConfigSpace", "ipython"):
+        assert pkg in str(err.value)
+    assert "--nb301_model_dir" in str(err.value) and "xgb_v1.0" in str(err.value)
+
+
+def test_nb301_model_folder_finds_the_ensemble(tmp_path):
+    from nas.benchmarks import nb301_model_folder
+
+    member = tmp_path / "nb_models_1.0" / "xgb_v1.0" / "surrogate_model_0"
+    member.mkdir(parents=True)
+    (member / "surrogate_model.model").write_bytes(b"")
+    assert nb301_model_folder(tmp_path / "nb_models_1.0") == member.parent
+    assert nb301_model_folder(member.parent) == member.parent
+    with pytest.raises(NASError, match="xgb_v1.0"):
+        nb301_model_folder(tmp_path)
 
 
 def test_pth_needs_trust_flag(tmp_path):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nas import data as nas_data
 from nas.cli import NASError
-from nas.data import TensorLoader, load_dataset, resize_uint8
+from nas.data import TensorLoader, load_dataset, resize_uint8, resolve_dataset
 
 
 def test_folder_dataset_loads_and_limits(tiny_folder):
@@ -19,7 +20,7 @@ def test_folder_dataset_loads_and_limits(tiny_folder):
     assert len(small.train_y.unique()) > 1  # the first N images span classes
     split = load_dataset("folder", tiny_folder, valid=0.75)
     assert len(split.train_y) == 18 and len(split.valid_y) == 6
-    assert (tiny_folder / ".nas_cache" / "train.pt").exists()
+    assert len(list((tiny_folder / ".nas_cache").glob("train-*.pt"))) == 1
     again = load_dataset("folder", tiny_folder)  # from the cache: same tensors
     assert torch.equal(again.train_x, d.train_x) and torch.equal(again.train_y, d.train_y)
 
@@ -80,3 +81,45 @@ def test_loader_is_deterministic_per_epoch_and_cutout_zeroes():
     xb, _ = next(iter(c))
     zeros = (xb == 0).all(dim=1).flatten(1).sum(1)
     assert ((zeros >= 4) & (zeros <= 16)).all()  # a 4x4 hole, clipped at the border to at least 2x2
+
+
+def test_cache_follows_the_file_list(tiny_folder):
+    full = load_dataset("folder", tiny_folder, valid="none")
+    caches = list((tiny_folder / ".nas_cache").glob("train-*.pt"))
+    assert len(full.train_y) == 24 and len(caches) == 1
+    victim = sorted((tiny_folder / "train" / "class1").iterdir())[0]
+    victim.unlink()  # the folder's own mtime changes, train/'s does not: the old check missed this
+    fewer = load_dataset("folder", tiny_folder, valid="none")
+    assert len(fewer.train_y) == 23
+    new = list((tiny_folder / ".nas_cache").glob("train-*.pt"))
+    assert len(new) == 1 and new != caches  # rebuilt under the new fingerprint, the stale one removed
+
+
+def test_limit_decodes_only_the_kept_images(tiny_folder, monkeypatch):
+    whole = load_dataset("folder", tiny_folder, valid=0.5)  # also writes the cache
+    for p in (tiny_folder / ".nas_cache").iterdir():
+        p.unlink()
+    calls = []
+    real = nas_data._decode
+    monkeypatch.setattr(nas_data, "_decode", lambda path: calls.append(path) or real(path))
+    small = load_dataset("folder", tiny_folder, valid=0.5, limit_train=5, limit_valid=3)
+    assert len(calls) == 8  # 5 + 3 images decoded, not 24
+    assert torch.equal(small.train_x, whole.train_x[:5]) and torch.equal(small.valid_x, whole.valid_x[:3])
+    assert torch.equal(small.valid_y, whole.valid_y[:3])
+    assert not list((tiny_folder / ".nas_cache").glob("*.pt"))  # a partial decode is not cached as the split
+    calls.clear()
+    test = load_dataset("folder", tiny_folder, limit_train=4, limit_valid=2)
+    assert len(calls) == 6 and len(test.valid_y) == 2
+
+
+def test_auto_and_named_datasets_read_what_is_there(tiny_folder, tmp_path):
+    assert resolve_dataset("auto", tiny_folder) == "folder"
+    assert resolve_dataset("auto", tmp_path / "nothing") == "cifar10"  # the download
+    (tmp_path / "tv" / "cifar-10-batches-py").mkdir(parents=True)
+    assert resolve_dataset("auto", tmp_path / "tv") == "cifar10"
+    assert resolve_dataset("SVHN", tiny_folder) == "svhn"
+    auto = load_dataset("auto", tiny_folder, limit_train=6)
+    assert auto.name == "folder" and auto.n_classes == 3
+    svhn = load_dataset("svhn", tiny_folder, limit_train=6)  # the folder layout under SVHN's name and statistics
+    assert svhn.name == "svhn" and svhn.mean == nas_data.STATS["svhn"][0]
+    assert torch.equal(svhn.train_x, auto.train_x)

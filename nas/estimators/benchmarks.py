@@ -36,10 +36,13 @@ class NB201ApiEstimator:
 
     The file is a pickle of Python objects, so ``torch.load(weights_only=True)`` refuses it; it is
     loaded fully only when the caller passes ``trust_pickle=True`` (``--trust_benchmark_pickle``).
+    ``metric`` is an API metric (``valid-accuracy``, with ``dataset``) or a table column such as
+    ``cifar10_valid_acc``, which names both, so one ``--metric`` serves the CSV table and the API file.
     """
 
     def __init__(self, path: str | Path, *, metric: str = "valid-accuracy", dataset: str = "cifar10-valid",
                  hp: str = "12", trust_pickle: bool = False):
+        dataset, metric = NB201Api.api_metric(metric) or (dataset, metric)
         self.api = NB201Api(path, trust_pickle=trust_pickle)
         self.metric, self.dataset, self.hp = metric, dataset, str(hp)
         self.name = f"nb201api:{dataset}:{metric}:{hp}"
@@ -49,7 +52,7 @@ class NB201ApiEstimator:
         info = self.api.info(arch, self.dataset, hp=self.hp)
         if self.metric not in info:
             raise ConfigError(f"metric {self.metric!r} not offered for {self.dataset}; offered: {', '.join(info)}")
-        cost = float(info.get("train-all-time", 1.0))
+        cost = float(info.get("train-all-time") or 1.0)  # None when the file has no training times
         return Score(float(info[self.metric]), cost, {"index": self.api.index(arch)})
 
 

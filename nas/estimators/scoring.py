@@ -21,6 +21,7 @@ from nas.estimators.oneshot import SinglePathEstimator, oneshot_for_run
 from nas.estimators.scoretable import ScoreTable
 from nas.estimators.zeroshot import score_architecture
 from nas.io import read_text_file
+from nas.progress import bar
 from nas.supernet.singlepath import is_singlepath_run
 from nas.workqueue import WorkQueue
 
@@ -103,6 +104,9 @@ def score_all(archs: Sequence, space: Any, table: ScoreTable | None, *, proxies:
             todo.append((key, arch))
     columns = (table.header[1:-1] if table is not None else [])
     count = {"new": 0, "seconds": 0.0}
+    own = progress is None and ctx.is_main
+    if own:
+        progress = bar(total=len(todo), desc="score", unit="arch")
 
     def write(results: list[dict]) -> None:  # rank 0: the one writer of the CSV
         for r in results:
@@ -132,6 +136,8 @@ def score_all(archs: Sequence, space: Any, table: ScoreTable | None, *, proxies:
     queue.finish()
     if ctx.is_main:
         queue.drain(write, poll_s=poll_s)
+        if own and progress is not None:
+            progress.close()
         if logger is not None and count["new"]:
             logger.info("scored %d architectures, %.2f s per architecture; wrote %s", count["new"],
                         count["seconds"] / count["new"], table.path)

@@ -22,7 +22,7 @@ import torch
 
 from genotypes import Genotype, parse_genotype
 from nas.benchmarks import NB301_OPS, load_nb301, nb301_predict
-from nas.data import TensorLoader, load_dataset
+from nas.data import TensorLoader, load_dataset, resolve_dataset
 from nas.device import configure_threads, resolve_device
 from nas.distributed import DistContext, broadcast_object, cleanup, init_distributed
 from nas.errors import ConfigError, NASError
@@ -40,6 +40,7 @@ from nas.pertnas.population import (
 from nas.pertnas.search import OP_LISTS, PertNASConfig, SearchData
 from nas.progress import set_quiet
 from nas.rundir import RunFolder, normalize_path
+from nas.viz import try_draw
 
 log = logging.getLogger(__name__)
 POPULATIONS = ("shared", "independent")
@@ -162,6 +163,7 @@ def search_main(args: argparse.Namespace) -> int:
     started = time.time()
     if args.cifar100:
         args.dataset = "cifar100"
+    args.dataset = resolve_dataset(args.dataset, args.data_path)  # config.json names what was read
     cfg = config_from_args(args)
     if args.wandb:
         try:
@@ -325,6 +327,7 @@ def _write_best(args, run_dir: Path, summary: dict, what: str, nb: float | None,
     genotype = summary["best_genotype"]
     atomic_write_json(run_dir / "results.json", summary)
     atomic_write_text(run_dir / "best_genotype.txt", genotype + "\n")
+    try_draw(genotype, run_dir / "best_cell", title=f"PertNAS {run_dir.name}: best cell (normal = reduce)", logger=log)
     if nb is not None:
         log.info("NAS-Bench-301 predicted accuracy of the cell (normal = reduce): %.2f%% (%s)", nb, why)
     else:

@@ -16,6 +16,7 @@ from nas.checkpoint import get_rng_state, save_checkpoint, set_rng_state
 from nas.distributed import DistContext
 from nas.errors import NASError
 from nas.estimators.base import arch_text, call_score
+from nas.progress import bar
 from nas.strategies.base import Strategy
 from nas.workqueue import Board, WorkQueue, as_sent
 
@@ -57,6 +58,7 @@ def run_search(strategy: Strategy, encoding: Any, estimator: Any, *, n_iters: in
             pending["results"][int(r["j"])] = {k: r[k] for k in ("value", "cost_seconds", "extras")}
             save()  # checkpoint after every completed evaluation, whichever rank made it
 
+    pbar = bar(total=n_iters, initial=len(history), desc="evaluations", unit="arch") if ctx.is_main else None
     for rnd in range(1 << 62):
         if ctx.is_main:
             if pending is None and len(history) < n_iters:
@@ -109,11 +111,16 @@ def run_search(strategy: Strategy, encoding: Any, estimator: Any, *, n_iters: in
                             rec["value"], best, rec["cost_seconds"], arch_text(rec["arch"]))
                 if "baseline" in lg:  # BPE run_rl.py's line, read by parse_json.py
                     logger.info("step = %d, baseline reward = %.5f", rec["index"], lg["baseline"])
-            if writer is not None:
-                writer.add_scalar("search/value", rec["value"], rec["index"])
-                writer.add_scalar("search/best_so_far", best, rec["index"])
+            if pbar is not None:
+                pbar.set_postfix(best=f"{best:.4g}", refresh=False)
+                pbar.update()
+            if writer is not None:  # evaluations counted from 1, as the log lines and the plots count them
+                writer.add_scalar("search/value", rec["value"], rec["index"] + 1)
+                writer.add_scalar("search/best_so_far", best, rec["index"] + 1)
                 if "baseline" in lg:
-                    writer.add_scalar("search/baseline_reward", lg["baseline"], rec["index"])
+                    writer.add_scalar("search/baseline_reward", lg["baseline"], rec["index"] + 1)
         pending = None
         save()
+    if pbar is not None:
+        pbar.close()
     return history

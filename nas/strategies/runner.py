@@ -24,10 +24,12 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from nas.checkpoint import load_checkpoint
+from nas.data import resolve_dataset
 from nas.distributed import DistContext, broadcast_object, cleanup, init_distributed
 from nas.errors import ConfigError, NASError
 from nas.estimators.factory import build_estimator, estimator_kind
 from nas.io import atomic_write_json, get_logger, run_metadata
+from nas.progress import set_quiet
 from nas.rundir import RunFolder, normalize_path
 from nas.strategies.base import RandomSearch, Strategy
 from nas.strategies.bpe_parse import bpe_results
@@ -135,11 +137,13 @@ def search_main(args: argparse.Namespace, method: str | None = None) -> int:
     """Everything run_rl.py / run_evolution.py / run_random.py do after parsing."""
     method = method or args.strategy
     started = time.time()
+    set_quiet(args.quiet)
     if args.n_iters < 1 or args.batch_candidates < 1:
         raise ConfigError(f"--n_iters and --batch_candidates must be >= 1, got {args.n_iters} and "
                           f"{args.batch_candidates}")
     encoding = make_encoding(args.space, args.encoding)
     kind = estimator_kind(args)
+    args.dataset = resolve_dataset(args.dataset, args.data_path)  # config.json names what was read
     if kind == "train" and not getattr(args, "param", None):
         raise ConfigError("give --param (BPE1, BPE2, DARTS) for budgeted training, or --benchmark FILE")
     config = result_config(args, method, encoding.name, kind)

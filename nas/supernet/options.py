@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from nas.benchmarks import BenchmarkReport
-from nas.data import add_data_args
+from nas.data import add_data_args, resolve_dataset
 from nas.errors import ConfigError
 from nas.spaces import get_space
 from nas.supernet.search import METHODS, PROTOCOLS, SearchConfig
@@ -53,6 +53,7 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max_steps", type=int, default=None, help="stop each epoch after N steps (smoke tests)")
     p.add_argument("--no_tensorboard", action="store_true")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars; log to the run's .log file only")
     add_budget_args(p, default=None)
     add_data_args(p)
 
@@ -100,8 +101,8 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         fields["lr_min"] = 0.001  # DARTS-PT's learning_rate_min and pt.darts' w_lr_min
     if args.unrolled:
         fields["unrolled"] = True
-    fields.update(dataset=args.dataset, data_path=args.data_path, train_portion=args.train_portion or 0.5,
-                  limit_train=args.limit_train, limit_valid=args.limit_valid)
+    fields.update(dataset=resolve_dataset(args.dataset, args.data_path), data_path=args.data_path,
+                  train_portion=args.train_portion or 0.5, limit_train=args.limit_train, limit_valid=args.limit_valid)
     cfg = SearchConfig.for_protocol(protocol, **fields)
     cfg.check()
     return cfg
@@ -136,6 +137,12 @@ def resolve_expid(expid: str, save_path: str, space: str | None, dataset: str | 
         cands += [root / "sota" / d / expid for d in ([dataset] if dataset else ["cifar10", "cifar100", "svhn"])]
     found = [c for c in cands if c.is_dir()]
     if not found:
+        # DARTS-PT's names end in the seed (search-darts-201-<seed>): name the runs that differ only there
+        stem, _, seed = expid.rpartition("-")
+        near = sorted({d.name for c in cands if c.parent.is_dir() for d in c.parent.iterdir()
+                       if d.is_dir() and d.name.startswith(stem + "-")})
+        hint = (f"; there is {', '.join(near)} (a run name ends in its search's seed: run the search with --seed "
+                f"{seed} first, or pass --resume_expid {near[0]})") if near and seed.isdigit() else ""
         raise ConfigError(f"--resume_expid {expid}: no such run folder (looked in "
-                          f"{', '.join(str(c) for c in cands)})")
+                          f"{', '.join(str(c) for c in cands)}){hint}")
     return found[0]

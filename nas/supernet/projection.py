@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from torch.utils.tensorboard import SummaryWriter
 
 from nas.benchmarks import BenchmarkReport
 from nas.checkpoint import (
@@ -40,6 +41,7 @@ from nas.checkpoint import (
 )
 from nas.errors import ConfigError, NASError
 from nas.io import atomic_write_json, run_metadata
+from nas.progress import bar
 from nas.rundir import RunLock
 from nas.seeds import child_seed
 from nas.supernet.architect import Architect
@@ -165,6 +167,29 @@ class Projection:
         self.start_epoch = 0
         self.ckpt_path = search_dir / f"{out_name}_checkpoint.pt"
         self.crit = {"normal": pcfg.crit_normal, "reduce": pcfg.crit_reduce, "cell": pcfg.crit_normal}
+        self.writer: SummaryWriter | None = None  # set by run_projection: decisions and tuning go to tensorboard
+        self.pbar = None
+
+    def n_decisions(self) -> int:
+        """Decisions a whole projection makes: an op per edge, and (DARTS spaces) the inputs of nodes 1-3."""
+        m = self.model
+        nodes = len(m.node_edges) - 1 if m.kind == "darts" else 0
+        return (m.n_edges + nodes) * len(m.cell_types)
+
+    def _made(self, d: dict) -> None:
+        """A decision was appended: tick the bar, log it to tensorboard (step = decision number, from 1)."""
+        if self.pbar is not None:
+            self.pbar.update()
+        if self.writer is not None:
+            step = len(self.decisions)
+            if d["kind"] == "op":
+                accs = [s["acc"] for s in d["scores"]]
+                text = f"{d['cell']} edge {d['edge']} -> **{d['chosen']}** (accuracy with each op masked: " + \
+                    ", ".join(f"{s['op']} {s['acc']:.2f}%" for s in d["scores"]) + f"; tuning epoch {d['epoch']})"
+                self.writer.add_scalar("projection/masked_acc_spread", max(accs) - min(accs), step)
+            else:
+                text = f"{d['cell']} node {d['node']} keeps edges {d['kept_edges']} (tuning epoch {d['epoch']})"
+            self.writer.add_text("projection/decisions", text, step)
 
     # -- scoring -------------------------------------------------------------------------------
     def score(self, masks) -> dict[str, float]:
@@ -202,6 +227,7 @@ class Projection:
                     m.project_op(ct, e, k)
                     self.decisions.append({"epoch": epoch, "cell": ct, "kind": "op", "edge": e,
                                            "chosen": m.edge_ops[ct][e][k], "scores": scores})
+                    self._made(self.decisions[-1])
                     self.logger.info("decide %s edge %d -> %s | %s", ct, e, m.edge_ops[ct][e][k],
                                      " ".join(f"{s['op']}:{s['acc']:.2f}%/{s['loss']:.3f}" for s in scores))
                 elif m.kind == "darts":
@@ -212,6 +238,7 @@ class Projection:
                         m.project_edges(ct, [e for e in m.node_edges[n] if e not in keep])
                         self.decisions.append({"epoch": epoch, "cell": ct, "kind": "edge", "node": n,
                                                "kept_edges": keep, "rounds": rounds})
+                        self._made(self.decisions[-1])
                         self.logger.info("decide %s node %d inputs -> %s", ct, n,
                                          [m.node_edges[n].index(e) for e in keep])
             if not last or not self.remaining():
@@ -249,6 +276,9 @@ class Projection:
             base = evaluate(self.model, self.loaders.valid_eval)
             self.logger.info("projection of %s (epoch %d, %s): supernet valid %.2f%%; argmax %s", self.search_dir,
                              self.state["epoch"], self.cfg.method, base["acc"], self.argmax_arch)
+            if self.state["epoch"] < self.cfg.epochs:  # e.g. the latest checkpoint of a search still running
+                self.logger.warning("the supernet was searched %d of its %d epochs", self.state["epoch"],
+                                    self.cfg.epochs)
         cfg, lr = self.cfg, self.cfg.lr / 10
         for epoch in range(self.start_epoch, max(self.tune_epochs, 1)):
             if epoch in self.points or self.tune_epochs == 0:
@@ -263,6 +293,9 @@ class Projection:
                                      "seconds": round(tr["seconds"], 2)})
                 self.logger.info("tune %d/%d train %.3f/%.2f%% valid %.3f/%.2f%% %.1f img/s", epoch + 1,
                                  self.tune_epochs, tr["loss"], tr["acc"], va["loss"], va["acc"], tr["images_per_s"])
+                if self.writer is not None:  # tuning epochs counted from 1, as the search's
+                    for k in ("train_loss", "train_acc", "valid_loss", "valid_acc"):
+                        self.writer.add_scalar(f"projection/tune_{k}", self.history[-1][k], epoch + 1)
             self.save(epoch + 1)
             if on_epoch is not None:
                 on_epoch(epoch)
@@ -282,8 +315,9 @@ class Projection:
 def run_projection(search_dir: str | Path, pcfg: ProjectionConfig, *, device: torch.device, data=None,
                    report: BenchmarkReport | None = None, out_name: str = "projection", overwrite: bool = False,
                    data_overrides: dict[str, Any] | None = None, logger: logging.Logger | None = None,
-                   on_epoch: Callable[[int], None] | None = None) -> dict:
-    """Project the supernet saved in ``search_dir``; writes <search_dir>/<out_name>.json and checkpoints.
+                   on_epoch: Callable[[int], None] | None = None, tensorboard: bool = False) -> dict:
+    """Project the supernet saved in ``search_dir``; writes <search_dir>/<out_name>.json and checkpoints
+    (with ``tensorboard``, the decisions and tuning curves in <search_dir>/tb/<out_name>/).
 
     Holds the search folder's lock while it runs: a search still writing there, or a second projection,
     is refused.
@@ -304,7 +338,16 @@ def run_projection(search_dir: str | Path, pcfg: ProjectionConfig, *, device: to
             raise ConfigError(f"{out_json} exists; use --overwrite or another --tag")
         if proj.ckpt_path.is_file():
             proj.resume(device)
-        proj.run(on_epoch)
+        if tensorboard:
+            proj.writer = SummaryWriter(str(search_dir / "tb" / out_name))
+        proj.pbar = bar(total=proj.n_decisions(), initial=len(proj.decisions), desc=f"project {search_dir.name}",
+                        unit="decision")
+        try:
+            proj.run(on_epoch)
+        finally:
+            for closer in (proj.pbar, proj.writer):
+                if closer is not None:
+                    closer.close()
         rec = proj.record(started)
         atomic_write_json(out_json, rec)
     logger.info("projected genotype = %s", rec["genotype"])

@@ -35,6 +35,7 @@ from nas.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_
 from nas.data import TensorLoader, load_dataset
 from nas.errors import ConfigError, NASError
 from nas.io import atomic_write_json, log_to_file, read_json, run_metadata
+from nas.progress import bar
 from nas.rundir import RunFolder, normalize_path
 from nas.seeds import child_seed
 from nas.spaces import get_space
@@ -335,7 +336,8 @@ def _search(cfg: SearchConfig, folder: RunFolder, *, device, data, resume_epoch,
                 **report.fields(arch), "history": history,
                 "run_metadata": run_metadata(cfg, seed=cfg.seed, started=started) | {"device": str(device)}}
 
-    rec = record(start_epoch)
+    rec = None  # built after an epoch (the untrained cell is never looked up in a benchmark)
+    pbar = bar(total=cfg.epochs, initial=start_epoch, desc=f"search {run_dir.name}", unit="epoch")
     for epoch in range(start_epoch, cfg.epochs):
         lr = cfg.lr_at(epoch)
         for g in w_optim.param_groups:
@@ -364,9 +366,15 @@ def _search(cfg: SearchConfig, folder: RunFolder, *, device, data, resume_epoch,
             save_checkpoint(run_dir / ckpt_name(epoch + 1), ckpt)
         rec = record(epoch + 1)
         atomic_write_json(run_dir / "search.json", rec)
+        if pbar is not None:
+            pbar.set_postfix(valid_acc=f"{va['acc']:.2f}%", refresh=False)
+            pbar.update()
         if on_epoch is not None:
             on_epoch(epoch)
-    if not (run_dir / "search.json").is_file() or start_epoch >= cfg.epochs:
+    if pbar is not None:
+        pbar.close()
+    if rec is None:  # nothing left to train: the record of the finished (or zero-epoch) search
+        rec = record(start_epoch)
         atomic_write_json(run_dir / "search.json", rec)
     if writer is not None:
         writer.close()

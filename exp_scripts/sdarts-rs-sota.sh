@@ -1,0 +1,15 @@
+#!/bin/bash
+# DARTS-PT's exp_scripts/sdarts-rs-sota.sh (there: --method sdarts --perturb_alpha random, with --expid_tag debug
+# active): SDARTS-RS (random smoothing of the alphas) supernet search in a DARTS space, S5 by default (50 epochs,
+# C=16, 8 cells, batch 64: search.py's defaults).
+#    bash sdarts-rs-sota.sh [--space s1..s5] [--dataset cifar10|cifar100|svhn] [--seed 2] [--gpu auto|N|cpu] [search.py flags]
+# Run folder: experiments/sota/<dataset>/search-sdarts-rs-sota-<space>-<seed>. Run from exp_scripts/ or the repo root.
+set -euo pipefail
+dataset=cifar10
+seed=2
+gpu=auto
+space=s5
+source "$(dirname "$0")/_lib.sh"
+parse_flags "dataset seed gpu space" "$@"
+run search.py --space "$space" --method sdarts-rs --dataset "$dataset" --save "$ID" --seed "$seed" $(device_flags) \
+    "${PASS[@]}"
