@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import random
 from typing import Sequence
 
 from nas.cli import UsageError, add_runtime_args, get_logger, run_cli, setup_threads
 from nas.device import resolve_device
 from nas.distributed import broadcast_object, cleanup, init_distributed
 from nas.estimators import zeroshot as zs
-from nas.estimators.scoring import ScoreTable, build_scorers, oneshot_columns, read_arch_list, score_all
+from nas.estimators.scoring import ScoreTable, build_scorers, oneshot_columns, score_all, select_archs
 from nas.progress import set_quiet
 from nas.rundir import normalize_path
 from nas.spaces import get_space
@@ -74,13 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError("nothing to score: give --measures and/or --oneshot RUN_DIR")
     if args.batch_size < 2:
         raise UsageError("--batch_size must be at least 2 (jacob_cov and relu_logdet compare samples)")
-    if args.sample is not None and args.sample <= 0:
-        raise UsageError(f"--sample must be positive, got {args.sample}")
     space = get_space(args.space)
-    if args.all and space.kind != "nb201":
-        raise UsageError(f"--all enumerates NAS-Bench-201 (15,625 cells), not --space {args.space}")
-    archs = list(space.enumerate()) if args.all else read_arch_list(args.archs, space) if args.archs else \
-        [space.sample(rng) for rng in [random.Random(args.seed)] for _ in range(args.sample)]
+    archs = select_archs(space, file=args.archs, sample=args.sample, seed=args.seed, every=args.all)
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "overwrite", "device", "threads", "archs",
                                                                   "sample", "seed", "all", "quiet")}
     settings["data_path"] = normalize_path(args.data_path)

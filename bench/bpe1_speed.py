@@ -16,14 +16,27 @@ The original BPE code trains this cell at about 205 images/s on the 2-core proje
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+import torchvision.transforms as T
+from PIL import Image
+
+from genotypes import format_genotype, read_genotype_file
+from models.networks import DartsNetwork
+from nas.data import TensorLoader, load_dataset
+from nas.device import configure_threads, resolve_device
+from nas.train import make_optimizer, train_epoch
+from param_setting import BPE1
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # bench scripts run from anywhere, like the entry scripts at the top
 
 SHARED = ROOT.parent / "shared"
 ORIGINAL_STEP_IMAGES_PER_S = 205.0  # DEVELOPERS.md: original BPE code, this cell, 2 cores, step alone
@@ -49,17 +62,36 @@ def _need(path: Path, what: str) -> None:
         raise SystemExit(f"bench/bpe1_speed.py: missing {path} ({what})")
 
 
+def torch_loader(x: torch.Tensor, y: torch.Tensor, *, batch_size: int, image_size: int, train: bool,
+                 mean, std, cutout: int = 0, workers: int = 0, seed: int = 0):
+    """The original per-image pipeline (BPE preproc.py): PIL crop/flip/resize/ToTensor/Normalize per image."""
+
+    size = x.shape[-1]
+    tf = ([T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip()] if train else [])
+    tf += [T.Resize((image_size, image_size)), T.ToTensor(), T.Normalize(mean, std)]
+    transform = T.Compose(tf)
+    arr = x.permute(0, 2, 3, 1).numpy()
+    labels = y.tolist()
+
+    class _DS(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(labels)
+
+        def __getitem__(self, i):
+            img = transform(Image.fromarray(arr[i]))
+            if cutout and train:
+                c = torch.randint(0, image_size, (2,))
+                y0, y1 = max(0, c[0] - cutout // 2), min(image_size, c[0] + cutout // 2)
+                x0, x1 = max(0, c[1] - cutout // 2), min(image_size, c[1] + cutout // 2)
+                img[:, y0:y1, x0:x1] = 0
+            return img, labels[i]
+
+    return torch.utils.data.DataLoader(_DS(), batch_size=batch_size, shuffle=train, num_workers=workers,
+                                       generator=torch.Generator().manual_seed(seed))
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    import torch
-    import torch.nn.functional as F
-
-    from genotypes import read_genotype_file
-    from models.networks import DartsNetwork
-    from nas.data import TensorLoader, load_dataset, torch_loader
-    from nas.device import configure_threads, resolve_device
-    from nas.train import make_optimizer, train_epoch
-    from param_setting import BPE1
 
     data_path = Path(args.data_path)
     if not (data_path / "train").is_dir():
@@ -171,10 +203,6 @@ def main(argv=None) -> int:
 
 def _torchrun_rate(args, genotype, data_path: Path) -> float:
     """Train ``args.ranks`` copies of the cell for one epoch with augment.py under torchrun; summed images/s."""
-    import json
-    import tempfile
-
-    from genotypes import format_genotype
 
     with tempfile.TemporaryDirectory() as tmp:
         cells = Path(tmp) / "cells.txt"

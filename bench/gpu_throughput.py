@@ -34,20 +34,28 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+from gpu_profile import profile_steps  # bench/gpu_profile.py, beside this file
+
+from genotypes import format_genotype, read_genotype_file
+from models.networks import DartsNetwork
+from models.supernets import Supernet
+from nas.data import ImageData, load_dataset
+from nas.device import resolve_device
+from nas.io import atomic_write_text
+from nas.spaces import bpe_random_genotype
+from nas.train import TrainStep, autocast_dtype, configure_precision, make_optimizer, train_architecture
+from param_setting import BPE1
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # bench scripts run from anywhere, like the entry scripts at the top
 
-import torch  # noqa: E402
 
-import random_darts_generator  # noqa: E402
-from bench.gpu_profile import profile_steps  # noqa: E402
-from genotypes import read_genotype_file  # noqa: E402
-from models.networks import DartsNetwork  # noqa: E402
-from models.supernets import Supernet  # noqa: E402
-from nas.data import ImageData, load_dataset  # noqa: E402
-from nas.device import resolve_device  # noqa: E402
-from nas.train import TrainStep, autocast_dtype, configure_precision, make_optimizer, train_architecture  # noqa: E402
-from param_setting import BPE1  # noqa: E402
+def random_cells(n: int, path: Path, seed: int = 0) -> Path:
+    """``n`` of BPE's random DARTS cells as random_darts_generator.py writes them."""
+    rs = np.random.RandomState(seed)
+    atomic_write_text(path, "".join(format_genotype(bpe_random_genotype(rs)) + "\n" for _ in range(n)))
+    return path
 
 SECTIONS = ("step", "cell", "ranks", "supernet", "zeroshot")
 SIZES = {  # full: the issue's sizes; toy: the same code at a size 2 shared CPU cores finish in ~2 minutes
@@ -105,14 +113,20 @@ def synthetic(n_train: int, n_valid: int, size: int = 32, seed: int = 0) -> Imag
 
 
 def write_folder_cache(data: ImageData, root: Path) -> Path:
-    """``data`` as a folder dataset augment.py reads (train/, test/ and the decoded cache nas.data keeps)."""
-    from nas.checkpoint import save_checkpoint
+    """``data`` as a folder dataset augment.py reads: train/<class>/*.png and test/<class>/*.png (PNG is lossless,
+    so augment.py decodes the same pixels; written by a thread pool, about 10 s for 60k images)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    for split in ("train", "test"):
-        (root / split / "class0").mkdir(parents=True, exist_ok=True)
-    time.sleep(0.01)  # the cache must be newer than the folders
-    save_checkpoint(root / ".nas_cache" / "train.pt", {"x": data.train_x, "y": data.train_y, "n_classes": 10})
-    save_checkpoint(root / ".nas_cache" / "test.pt", {"x": data.valid_x, "y": data.valid_y, "n_classes": 10})
+    from PIL import Image
+
+    jobs = []
+    for split, x, y in (("train", data.train_x, data.train_y), ("test", data.valid_x, data.valid_y)):
+        arr = x.permute(0, 2, 3, 1).numpy()
+        for c in range(int(y.max()) + 1):
+            (root / split / f"class{c}").mkdir(parents=True, exist_ok=True)
+        jobs += [(arr[i], root / split / f"class{int(y[i])}" / f"{i:05d}.png") for i in range(len(y))]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda job: Image.fromarray(job[0]).save(job[1]), jobs))
     return root
 
 
@@ -226,7 +240,7 @@ def section_ranks(cfg: dict, device: torch.device, ks: list[int], tmp: Path, clo
             continue
         cells = tmp / f"cells{k}.txt"
         with contextlib.redirect_stdout(io.StringIO()):
-            random_darts_generator.main(["--num", str(k), "--saveto", str(cells), "--seed", "0"])
+            random_cells(k, cells)
         name = f"k{k}"
         wall, err = _run(_augment_cmd(cells, tmp / "data", tmp / "runs", name, ranks=k, epochs=1, n_train=n_train,
                                       n_valid=n_valid, device=device), clock.left(), device)
@@ -341,7 +355,7 @@ def main(argv=None) -> int:
         tmp = Path(tmp_s)
         write_folder_cache(data, tmp / "data")
         with contextlib.redirect_stdout(io.StringIO()):
-            random_darts_generator.main(["--num", "1", "--saveto", str(tmp / "g.txt"), "--seed", "0"])
+            random_cells(1, tmp / "g.txt")
         genotype = read_genotype_file(tmp / "g.txt")[0]
         plan = {"step": (20, lambda: section_step(cfg, device, genotype, out)),
                 "cell": (40, lambda: section_cell(cfg, device, data, genotype, tmp, clock, out)),

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 from genotypes import GenotypeError
 from nas.device import configure_threads
 from nas.errors import ConfigError, NASError
-from nas.io import get_logger
+from nas.io import get_logger, route_package_logs
 
 UsageError = ConfigError  # the name scripts and older code use for a bad setting (exit 2)
 
@@ -27,6 +27,7 @@ __all__ = ["ConfigError", "NASError", "UsageError", "add_runtime_args", "get_log
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Call ``main`` and turn the toolkit's errors into one line on stderr and an exit code."""
     prog = Path(sys.argv[0]).name
+    route_package_logs(False)  # the package's INFO lines (e.g. where the image cache went) until --quiet says no
     try:
         return main(argv)
     except SystemExit as exc:  # argparse's own usage errors (exit 2) and --help (exit 0)

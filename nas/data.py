@@ -4,7 +4,6 @@
 resized to the budget's image size (BPE resizes every image on every step; doing it once is the same
 pixels). ``TensorLoader`` keeps that tensor on the training device and does random crop, flip and cutout
 on whole batches there, with all of an epoch's random draws made at once so no step waits on the host.
-``torch_loader`` is the per-image PIL pipeline of the original code, kept for comparison (bench/).
 
 Where the images come from (``--dataset``): ``cifar10``/``cifar100``/``svhn`` read torchvision's files in
 ``--data_path`` (``cifar-10-batches-py/``, ...) or, when those are absent and the folder holds
@@ -405,36 +404,6 @@ class TensorLoader:
         in_x = (xs >= centres[:, 1:2] - half) & (xs < centres[:, 1:2] + half)  # [B, W]
         hole = in_y[:, :, None] & in_x[:, None, :]
         return xb * (~hole)[..., None].to(xb.dtype)
-
-
-def torch_loader(x: torch.Tensor, y: torch.Tensor, *, batch_size: int, image_size: int, train: bool,
-                 mean, std, cutout: int = 0, workers: int = 0, seed: int = 0):
-    """The original per-image pipeline (BPE preproc.py): PIL crop/flip/resize/ToTensor/Normalize per image."""
-    import torchvision.transforms as T
-    from PIL import Image
-
-    size = x.shape[-1]
-    tf = ([T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip()] if train else [])
-    tf += [T.Resize((image_size, image_size)), T.ToTensor(), T.Normalize(mean, std)]
-    transform = T.Compose(tf)
-    arr = x.permute(0, 2, 3, 1).numpy()
-    labels = y.tolist()
-
-    class _DS(torch.utils.data.Dataset):
-        def __len__(self):
-            return len(labels)
-
-        def __getitem__(self, i):
-            img = transform(Image.fromarray(arr[i]))
-            if cutout and train:
-                c = torch.randint(0, image_size, (2,))
-                y0, y1 = max(0, c[0] - cutout // 2), min(image_size, c[0] + cutout // 2)
-                x0, x1 = max(0, c[1] - cutout // 2), min(image_size, c[1] + cutout // 2)
-                img[:, y0:y1, x0:x1] = 0
-            return img, labels[i]
-
-    return torch.utils.data.DataLoader(_DS(), batch_size=batch_size, shuffle=train, num_workers=workers,
-                                       generator=torch.Generator().manual_seed(seed))
 
 
 # ----------------------------------------------------------------------------- CLI helpers

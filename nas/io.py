@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from tqdm import tqdm
+
 from nas.errors import NASError
 
 
@@ -145,14 +147,13 @@ def log_to_file(logger: logging.Logger, path: str | Path | None) -> Iterator[Non
             handler.close()
 
 
-class _BarSafeHandler(logging.StreamHandler):
-    """Writes through ``tqdm.write``: a progress bar on the same stream is cleared and redrawn, never broken."""
+class _BarSafeHandler(logging.Handler):
+    """Writes to the current ``sys.stderr`` through ``tqdm.write``: a progress bar there is cleared and redrawn,
+    never broken. The stream is looked up at each record, so a replaced stderr (pytest, a notebook) is followed."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            from tqdm import tqdm
-
-            tqdm.write(self.format(record), file=self.stream)
+            tqdm.write(self.format(record), file=sys.stderr)
         except Exception:  # noqa: BLE001 - logging must never raise
             self.handleError(record)
 
@@ -166,23 +167,23 @@ def get_logger(name: str, log_file: str | Path | None = None, *, quiet: bool = F
         logger.removeHandler(h)
         h.close()
     if not quiet:
-        sh = _BarSafeHandler(sys.stderr)
+        sh = _BarSafeHandler()
         sh.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%m/%d %H:%M:%S"))
         logger.addHandler(sh)
     if log_file is not None:
         attach_log_file(logger, log_file)
-    _route_package_logs(quiet)
+    route_package_logs(quiet)
     return logger
 
 
-def _route_package_logs(quiet: bool) -> None:
+def route_package_logs(quiet: bool) -> None:
     """The ``nas.*`` module loggers (e.g. nas.data's cache messages) print at INFO like the script's, or not at all."""
     pkg = logging.getLogger("nas")
     for h in [h for h in pkg.handlers if getattr(h, "_nas_stderr", False)]:
         pkg.removeHandler(h)
     pkg.setLevel(logging.INFO)
     if not quiet:
-        sh = _BarSafeHandler(sys.stderr)
+        sh = _BarSafeHandler()
         sh.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%m/%d %H:%M:%S"))
         sh._nas_stderr = True  # type: ignore[attr-defined]
         pkg.addHandler(sh)

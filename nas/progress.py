@@ -13,14 +13,17 @@ from typing import Iterable, Iterator, TypeVar
 
 from tqdm import tqdm
 
+from nas.io import route_package_logs
+
 T = TypeVar("T")
 _QUIET = False
 
 
 def set_quiet(quiet: bool) -> None:
-    """Silence every progress bar of this process (scripts call it for ``--quiet``)."""
+    """Silence every progress bar and the package's own log lines on stderr (scripts call it for ``--quiet``)."""
     global _QUIET
     _QUIET = bool(quiet)
+    route_package_logs(_QUIET)
 
 
 def enabled() -> bool:

@@ -6,6 +6,7 @@ scored once by whichever rank is free, and rank 0 alone appends the rows (``nas.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -142,3 +143,18 @@ def score_all(archs: Sequence, space: Any, table: ScoreTable | None, *, proxies:
             logger.info("scored %d architectures, %.2f s per architecture; wrote %s", count["new"],
                         count["seconds"] / count["new"], table.path)
     return count["new"]
+
+
+def select_archs(space: Any, *, file: str | None = None, sample: int | None = None, seed: int = 0,
+                 every: bool = False) -> list:
+    """The architectures to score: every NB201 cell (``every``), those of ``file``, or ``sample`` random ones."""
+    if every:
+        if space.kind != "nb201":
+            raise ConfigError(f"--all enumerates NAS-Bench-201 (15,625 cells), not --space {space.name}")
+        return list(space.enumerate())
+    if file:
+        return read_arch_list(file, space)
+    if sample is None or sample <= 0:
+        raise ConfigError(f"--sample must be positive, got {sample}")
+    rng = random.Random(seed)
+    return [space.sample(rng) for _ in range(sample)]
