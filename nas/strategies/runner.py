@@ -24,6 +24,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from nas.checkpoint import load_checkpoint
+from nas.cli import add_runtime_args, setup_threads
 from nas.data import resolve_dataset
 from nas.distributed import DistContext, broadcast_object, cleanup, init_distributed
 from nas.errors import ConfigError, NASError
@@ -82,6 +83,7 @@ def add_search_args(parser: argparse.ArgumentParser, method: str | None) -> None
                         help="candidates proposed per step and scored in parallel (one per torchrun rank)")
     parser.add_argument("--overwrite", action="store_true", help="start over: remove every file of this run first")
     parser.add_argument("--quiet", action="store_true", help="log to the .log file only")
+    add_runtime_args(parser, device=False)
     if method in ("evolution", None):
         parser.add_argument("--pop_size", default=50, type=int, help="population size (BPE 50; NB201 paper 10)")
         parser.add_argument("--sample_size", default=10, type=int, help="tournament size (BPE 10; NB201 paper 3)")
@@ -155,6 +157,7 @@ def search_main(args: argparse.Namespace, method: str | None = None) -> int:
     folder = RunFolder(out / f"work_{stem}", config, extra=[json_path, ckpt_path, log_path, out / f"tb_{stem}"],
                        what=f"search run {out / stem}")
     ctx = init_distributed(getattr(args, "device", "auto") or "auto")
+    setup_threads(args.threads, world_size=ctx.world_size if ctx.device == "cpu" else 1)
     failed = True
     try:
         problem, resume = None, None
