@@ -21,9 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from genotypes import Genotype, make_genotype, nb201_from_ops
+from genotypes import NB201_OPS, Genotype, make_genotype, nb201_from_ops
 from models.graphed import graphed_body
-from models.networks import darts_layout, darts_stem
+from models.networks import ResNetBasicBlock, darts_layout, darts_stem
 from models.ops import FactorizedReduce, StdConv, build_nb201_op, build_op
 
 Masks = dict[str, torch.Tensor]  # cell type -> bool [n_edges, n_ops] (False = op removed), on the CPU
@@ -408,9 +408,6 @@ class NB201Supernet(Supernet):
     def __init__(self, edge_ops: list[list[str]] | None = None, *, C: int = 16, N: int = 5, n_classes: int = 10,
                  in_channels: int = 3, dropout: float = 0.0):
         super().__init__()
-        from genotypes import NB201_OPS
-        from models.networks import ResNetBasicBlock
-
         edge_ops = edge_ops if edge_ops is not None else [list(NB201_OPS)] * 6
         if len(edge_ops) != 6:
             raise ValueError(f"a NAS-Bench-201 cell has 6 edges, got {len(edge_ops)} op lists")

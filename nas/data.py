@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.datasets as tvd
+from PIL import Image
 
 from nas.checkpoint import save_checkpoint
 from nas.errors import NASError
@@ -79,8 +81,6 @@ def _missing(name: str, root: Path, what: str) -> NASError:
 
 
 def _torchvision_split(name: str, root: Path, train: bool, download: bool) -> tuple[np.ndarray, np.ndarray]:
-    import torchvision.datasets as tvd
-
     try:
         if name == "cifar10":
             ds = tvd.CIFAR10(str(root), train=train, download=download)
@@ -98,8 +98,6 @@ def _torchvision_split(name: str, root: Path, train: bool, download: bool) -> tu
 
 
 def _decode(path: Path) -> np.ndarray:
-    from PIL import Image
-
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
 

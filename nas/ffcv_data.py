@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torchvision.transforms import Normalize
 
 from nas.errors import NASError
 from nas.io import atomic_write_json, read_json
@@ -124,7 +125,6 @@ def ffcv_loader(train_path: str | Path, split: str, *, batch_size: int, device: 
     from ffcv.loader import Loader, OrderOption
     from ffcv.transforms import Convert, Cutout, RandomHorizontalFlip, RandomTranslate, ToDevice, ToTensor, ToTorchImage
     from ffcv.transforms.common import Squeeze
-    from torchvision.transforms import Normalize
 
     check_split_files(train_path)
     meta = read_meta(train_path)

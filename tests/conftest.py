@@ -1,7 +1,8 @@
-"""Shared fixtures: tiny image datasets made on the fly (no download, no ../shared)."""
+"""Shared test helpers and fixtures: tiny image data, NB201 tables and API files made on the fly (no ../shared)."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -94,4 +95,29 @@ def write_nb201_pth(path: Path, less: dict[str, dict[str, float]], full: dict[st
     torch.save({"meta_archs": archs, "evaluated_indexes": list(range(len(archs))), "total_archs": len(archs),
                 "arch2infos": {i: {"less": results(i, a, less.get(a), 12), "full": results(i, a, full.get(a), 200)}
                                for i, a in enumerate(archs)}}, path)
+    return path
+
+
+def make_table(path, n=40, seed=0, time_col=False):
+    """A CSV of ``n`` distinct NB201 cells with made-up metrics."""
+    from nas.spaces import NB201Space
+
+    rng = random.Random(seed)
+    space = NB201Space()
+    archs = list(space.enumerate())
+    rng.shuffle(archs)
+    archs = archs[:n]
+    lines = ["arch_index,arch_str,cifar10_valid_acc,cifar10_test_acc" + (",cifar10_train_time" if time_col else "")]
+    for i, a in enumerate(archs):
+        v = rng.uniform(10, 90)
+        lines.append(f"{i},{a},{v:.4f},{v + 1:.4f}" + (f",{i + 100.0}" if time_col else ""))
+    path.write_text("\n".join(lines) + "\n")
+    return archs
+
+
+@pytest.fixture(scope="session")
+def full_table(tmp_path_factory):
+    """A synthetic table covering all 15,625 cells (searches sample anywhere in the space)."""
+    path = tmp_path_factory.mktemp("tab") / "t.csv"
+    make_table(path, n=15625)
     return path

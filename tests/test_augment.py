@@ -45,11 +45,11 @@ def test_augment_writes_records_and_resumes_without_retraining(tiny_folder, tmp_
         if len(calls) == 2:  # simulate a kill while the second genotype trains, after its first epoch
             kw["budget"] = kw["budget"].replace(epochs=1)
             real(arch, **kw)
-            raise SimulatedKill
+            raise SimulatedKill("simulated kill")
         return real(arch, **kw)
 
     monkeypatch.setattr(nas.augment, "train_architecture", counting)
-    with pytest.raises(SimulatedKill):
+    with pytest.raises(SimulatedKill, match="simulated kill"):
         _run(tiny_folder, tmp_path, cells)
     run = tmp_path / "exp" / "run"
     doc = json.loads((run / "results.json").read_text())
@@ -92,10 +92,10 @@ def test_resumed_training_equals_uninterrupted(tiny_folder, tmp_path, monkeypatc
 
     def save_then_die(path, state):  # a kill right after the first epoch's checkpoint
         real_save(path, state)
-        raise SimulatedKill
+        raise SimulatedKill("simulated kill")
 
     monkeypatch.setattr(nas.train, "save_checkpoint", save_then_die)
-    with pytest.raises(SimulatedKill):
+    with pytest.raises(SimulatedKill, match="simulated kill"):
         nas.train.train_architecture(arch, budget=budget, workdir=tmp_path / "b", **kw)
     monkeypatch.setattr(nas.train, "save_checkpoint", real_save)
     state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)

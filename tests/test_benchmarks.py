@@ -11,21 +11,7 @@ from nas.benchmarks import NB201Table, to_nb301_genotype
 from nas.cli import NASError, UsageError
 from nas.estimators import TableEstimator
 from nas.spaces import NB201Space
-
-
-def make_table(path, n=40, seed=0, time_col=False):
-    """A CSV of ``n`` distinct NB201 cells with made-up metrics."""
-    rng = random.Random(seed)
-    space = NB201Space()
-    archs = list(space.enumerate())
-    rng.shuffle(archs)
-    archs = archs[:n]
-    lines = ["arch_index,arch_str,cifar10_valid_acc,cifar10_test_acc" + (",cifar10_train_time" if time_col else "")]
-    for i, a in enumerate(archs):
-        v = rng.uniform(10, 90)
-        lines.append(f"{i},{a},{v:.4f},{v + 1:.4f}" + (f",{i + 100.0}" if time_col else ""))
-    path.write_text("\n".join(lines) + "\n")
-    return archs
+from tests.conftest import make_table
 
 
 def test_query_rank_best(tmp_path):
@@ -50,7 +36,7 @@ def test_arch_not_in_table(tmp_path):
     other = next(a for a in NB201Space().enumerate() if a not in archs)
     with pytest.raises(NASError, match="not in t.csv"):
         t.query(other, "cifar10_valid_acc")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bogus"):
         t.query("|bogus~0|", "cifar10_valid_acc")
 
 

@@ -114,10 +114,10 @@ def test_killed_and_resumed_graphed_run_equals_uninterrupted(tmp_path, monkeypat
 
     def save_then_die(path, state):
         real_save(path, state)
-        raise SimulatedKill
+        raise SimulatedKill("simulated kill")
 
     monkeypatch.setattr(nas.train, "save_checkpoint", save_then_die)
-    with pytest.raises(SimulatedKill):
+    with pytest.raises(SimulatedKill, match="simulated kill"):
         nas.train.train_architecture(arch, workdir=tmp_path / "b", **kw)
     monkeypatch.setattr(nas.train, "save_checkpoint", real_save)
     resumed = nas.train.train_architecture(arch, workdir=tmp_path / "b", **kw)

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_search_resume import full_table  # noqa: F401 - fixture
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -23,7 +21,7 @@ def _run(cmd, timeout=180):
 
 @pytest.mark.parametrize("script,extra", [("run_evolution.py", ["--pop_size", "4", "--sample_size", "2"]),
                                           ("run_rl.py", [])])
-def test_torchrun_two_ranks_equal_one_process(tmp_path, full_table, script, extra):  # noqa: F811
+def test_torchrun_two_ranks_equal_one_process(tmp_path, full_table, script, extra):
     args = ["--space", "nb201", "--benchmark", str(full_table), "--n_iters", "8", "--seed", "5",
             "--batch_candidates", "2", "--device", "cpu", *extra]
     _run([sys.executable, script, *args, "--output_path", str(tmp_path / "one")])

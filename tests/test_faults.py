@@ -145,11 +145,11 @@ def test_search_kill_between_checkpoint_and_record_loses_no_epoch(tmp_path, monk
 
     def die_on_record(path, obj):
         if Path(path).name == "search.json" and obj["epochs_done"] == 1:
-            raise KeyboardInterrupt  # killed right after epoch 1's checkpoint
+            raise KeyboardInterrupt("simulated kill")  # killed right after epoch 1's checkpoint
         real(path, obj)
 
     monkeypatch.setattr(ss, "atomic_write_json", die_on_record)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="simulated kill"):
         ss.run_search(cfg, tmp_path / "s", device=torch.device("cpu"), data=data, tensorboard=False)
     monkeypatch.setattr(ss, "atomic_write_json", real)
     rec = ss.run_search(cfg, tmp_path / "s", device=torch.device("cpu"), data=data, tensorboard=False)

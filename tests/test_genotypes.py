@@ -69,5 +69,5 @@ def test_nb201_strings():
     assert gt.nb201_from_ops(ops) == arch
     for bad in ("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "|none~0|+|none~0|",
                 "|none~1|+|none~0|none~1|+|none~0|none~1|none~2|"):
-        with pytest.raises(gt.GenotypeError):
+        with pytest.raises(gt.GenotypeError, match=r"NAS-Bench-201|op|node|edge|input|arch"):
             gt.parse_nb201(bad)

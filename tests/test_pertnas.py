@@ -60,7 +60,7 @@ def test_edge_layout_matches_darts():
     assert edge_inputs(0) == (0, 0) and edge_inputs(1) == (0, 1) and edge_inputs(2) == (1, 0)
     assert edge_inputs(13) == (3, 4)
     assert list(node_edges(3)) == [9, 10, 11, 12, 13]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="14"):
         edge_inputs(14)
 
 

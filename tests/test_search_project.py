@@ -41,7 +41,7 @@ class Killed(Exception):
 def _kill_after(n):
     def hook(epoch):
         if epoch + 1 == n:
-            raise Killed
+            raise Killed("simulated kill")
     return hook
 
 
@@ -50,7 +50,7 @@ def test_resume_after_kill_gives_same_alphas(tmp_path, space, unrolled):
     data = _data()
     cfg = _cfg(space, unrolled=unrolled)
     full = run_search(cfg, tmp_path / "full", device=CPU, data=data, tensorboard=False)
-    with pytest.raises(Killed):
+    with pytest.raises(Killed, match="simulated kill"):
         run_search(cfg, tmp_path / "killed", device=CPU, data=data, tensorboard=False, on_epoch=_kill_after(1))
     assert load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["epoch"] == 1
     resumed = run_search(cfg, tmp_path / "killed", device=CPU, data=data, tensorboard=False)
@@ -74,9 +74,9 @@ def test_blank_keeps_alphas_fixed_and_refuses_foreign_dir(tmp_path):
     assert all(abs(v) < 0.01 for v in values) and any(v != 0.0 for v in values)  # DARTS' 1e-3 * randn
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "x.txt").write_text("keep me")
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match="holds files but no config.json"):
         run_search(_cfg(epochs=1), tmp_path / "other", device=CPU, data=data, tensorboard=False)
-    with pytest.raises(UsageError):  # a different config in an existing run
+    with pytest.raises(UsageError, match="other settings .method: 'blank' -> 'darts'"):  # another config
         run_search(_cfg(method="darts", epochs=2), tmp_path / "b", device=CPU, data=data, tensorboard=False)
 
 
@@ -98,7 +98,7 @@ def test_projection_decides_every_edge_and_resumes(tmp_path, space, intv):
         assert len([d for d in rec["decisions"] if d["kind"] == "edge"]) == 3 * n_cells
     assert json.loads((tmp_path / "r" / "projection.json").read_text())["genotype"] == rec["genotype"]
     if intv:
-        with pytest.raises(Killed):
+        with pytest.raises(Killed, match="simulated kill"):
             run_projection(tmp_path / "r", pcfg, device=CPU, data=data, out_name="p2", on_epoch=_kill_after(2))
         again = run_projection(tmp_path / "r", pcfg, device=CPU, data=data, out_name="p2")
         assert again["genotype"] == rec["genotype"]

@@ -7,19 +7,11 @@ import json
 import pytest
 
 from nas.estimators import TableEstimator
-from tests.test_benchmarks import make_table
+from tests.conftest import make_table
 
 
 class Killed(Exception):
     pass
-
-
-@pytest.fixture(scope="module")
-def full_table(tmp_path_factory):
-    """A synthetic table covering all 15,625 cells (searches sample anywhere in the space)."""
-    path = tmp_path_factory.mktemp("tab") / "t.csv"
-    make_table(path, n=15625)
-    return path
 
 
 @pytest.mark.parametrize("script,extra", [("run_evolution", ["--pop_size", "4", "--sample_size", "2"]),
@@ -32,7 +24,7 @@ def test_kill_and_resume_redoes_nothing(tmp_path, monkeypatch, full_table, scrip
 
     def counting(self, arch):
         if len(calls) == kill_at["n"]:  # a kill after that many completed (and checkpointed) evaluations
-            raise Killed
+            raise Killed("simulated kill")
         calls.append(arch)
         return real(self, arch)
 
@@ -47,7 +39,7 @@ def test_kill_and_resume_redoes_nothing(tmp_path, monkeypatch, full_table, scrip
     calls.clear()
 
     kill_at["n"] = 5  # mid-batch: evaluation 5 is the first of the third batch of 2
-    with pytest.raises(Killed):
+    with pytest.raises(Killed, match="simulated kill"):
         mod.main([*argv, "--output_path", str(tmp_path / "run")])
     assert len(calls) == 5 and not (tmp_path / "run" / "run_t_0.json").exists()
     kill_at["n"] = None

@@ -120,9 +120,9 @@ def test_resumed_training_equals_uninterrupted(tmp_path):
 
     def kill(epoch):
         if epoch == 0:
-            raise Killed
+            raise Killed("simulated kill")
 
-    with pytest.raises(Killed):
+    with pytest.raises(Killed, match="simulated kill"):
         run_singlepath(cfg, tmp_path / "k", device=CPU, data=data, on_epoch=kill)
     resumed = run_singlepath(cfg, tmp_path / "k", device=CPU, data=data, save_every=2)
     a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
@@ -199,12 +199,12 @@ def test_estimate_csv_complete_and_resumable(trained, tmp_path, monkeypatch):
 
     def dying(self, arch):
         if len(calls) == 3:
-            raise Killed
+            raise Killed("simulated kill")
         calls.append(arch)
         return real(self, arch)
 
     monkeypatch.setattr(SinglePathEstimator, "score", dying)
-    with pytest.raises(Killed):
+    with pytest.raises(Killed, match="simulated kill"):
         zero_shot.main(argv)
     monkeypatch.setattr(SinglePathEstimator, "score", real)
     first = {r["arch_str"]: r for r in csv.DictReader(open(out))}

@@ -104,3 +104,19 @@ def test_core_modules_and_scripts_stay_readable():
     scripts = [p for p in ROOT.glob("*.py") if p.name not in CORE]
     long_scripts = {p.name: n for p in scripts if (n := len(p.read_text().splitlines())) > 110}
     assert not long_scripts, long_scripts
+
+
+OPTIONAL = {"ffcv", "nasbench301", "nas_201_api", "wandb", "matplotlib", "graphviz", "optuna"}
+
+
+def test_imports_sit_at_the_top_except_optional_packages():
+    inside = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for sub in ast.walk(node):
+                    if isinstance(sub, (ast.Import, ast.ImportFrom)):
+                        mod = (sub.module if isinstance(sub, ast.ImportFrom) else sub.names[0].name) or ""
+                        if mod.split(".")[0] not in OPTIONAL:
+                            inside.append(f"{name}:{sub.lineno} {mod}")
+    assert not inside, inside

@@ -120,9 +120,9 @@ def test_dropping_edges_changes_darts_genotype_inputs():
 
 
 def test_bad_sizes_are_value_errors():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown space 's9'"):
         build_supernet("s9", C=4, layers=3, n_classes=5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least 3 layers"):
         build_supernet("s5", C=4, layers=2, n_classes=5)
 
 

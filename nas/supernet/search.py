@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,8 +120,6 @@ class SearchConfig:
 
     def lr_at(self, epoch: int) -> float:
         """The weight learning rate of ``epoch`` (cosine to ``lr_min``; see ``scheduler_step``)."""
-        import math
-
         t = epoch + 1 if self.scheduler_step == "before" else epoch
         return self.lr_min + (self.lr - self.lr_min) * (1 + math.cos(math.pi * t / self.epochs)) / 2
 
