@@ -363,6 +363,11 @@ def train_architecture(arch, *, space_kind: str, budget, data, device: torch.dev
         rec = {"epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "train_acc": tr["acc"],
                "valid_loss": va["loss"], "valid_acc": va["acc"], "train_images_per_s": tr["n"] / tr["seconds"]}
         history.append(rec)
+        if ckpt is not None:  # saved before the epoch is reported: a logged epoch is never trained again
+            save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                   "rng": get_rng_state(), "history": history,
+                                   "scaler": scaler.state_dict() if scaler is not None else {},
+                                   "epoch": epoch + 1, "seconds": elapsed + time.perf_counter() - t_start})
         if writer is not None:
             for k in ("train_loss", "train_acc", "valid_loss", "valid_acc", "lr"):
                 writer.add_scalar(f"{tb_prefix}/{k}", rec[k], epoch + 1)
@@ -370,11 +375,6 @@ def train_architecture(arch, *, space_kind: str, budget, data, device: torch.dev
             logger.info("%sepoch %d/%d lr %.4f train loss %.3f acc %.2f%% | valid loss %.3f acc %.2f%% | %.0f img/s",
                         tag, epoch + 1, budget.epochs, lr, tr["loss"], tr["acc"], va["loss"], va["acc"],
                         rec["train_images_per_s"])
-        if ckpt is not None:
-            save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                   "rng": get_rng_state(), "history": history,
-                                   "scaler": scaler.state_dict() if scaler is not None else {},
-                                   "epoch": epoch + 1, "seconds": elapsed + time.perf_counter() - t_start})
     seconds = elapsed + time.perf_counter() - t_start
     if not history:
         raise NASError(f"no epoch was trained (epochs={budget.epochs})")

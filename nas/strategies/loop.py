@@ -100,27 +100,29 @@ def run_search(strategy: Strategy, encoding: Any, estimator: Any, *, n_iters: in
         vecs = pending["vecs"]  # as the strategy proposed them
         results = [pending["results"][j] for j in range(len(vecs))]
         logs = strategy.tell(vecs, [r["value"] for r in results])
+        new = []
         for v, r, lg in zip(vecs, results, logs):
-            arch = encoding.decode(v)
-            rec = {"index": len(history), "sample": [int(x) for x in v], "arch": encoding.format(arch),
+            rec = {"index": len(history), "sample": [int(x) for x in v], "arch": encoding.format(encoding.decode(v)),
                    "value": r["value"], "cost_seconds": r["cost_seconds"], "extras": r["extras"], **lg}
             history.append(rec)
-            best = max(h["value"] for h in history)
+            new.append(rec)
+        pending = None
+        save()  # the history first, then the lines that report it: a kill never logs what a rerun tells again
+        for rec in new:
+            best = max(h["value"] for h in history[: rec["index"] + 1])
             if logger:
                 logger.info("eval %d/%d value %.4f best %.4f cost %.2fs arch %s", rec["index"] + 1, n_iters,
                             rec["value"], best, rec["cost_seconds"], arch_text(rec["arch"]))
-                if "baseline" in lg:  # BPE run_rl.py's line, read by parse_json.py
-                    logger.info("step = %d, baseline reward = %.5f", rec["index"], lg["baseline"])
+                if "baseline" in rec:  # BPE run_rl.py's line, read by parse_json.py
+                    logger.info("step = %d, baseline reward = %.5f", rec["index"], rec["baseline"])
             if pbar is not None:
                 pbar.set_postfix(best=f"{best:.4g}", refresh=False)
                 pbar.update()
             if writer is not None:  # evaluations counted from 1, as the log lines and the plots count them
                 writer.add_scalar("search/value", rec["value"], rec["index"] + 1)
                 writer.add_scalar("search/best_so_far", best, rec["index"] + 1)
-                if "baseline" in lg:
-                    writer.add_scalar("search/baseline_reward", lg["baseline"], rec["index"] + 1)
-        pending = None
-        save()
+                if "baseline" in rec:
+                    writer.add_scalar("search/baseline_reward", rec["baseline"], rec["index"] + 1)
     if pbar is not None:
         pbar.close()
     return history

@@ -352,11 +352,6 @@ def _search(cfg: SearchConfig, folder: RunFolder, *, device, data, resume_epoch,
                  "images_per_s": round(tr["images_per_s"], 1), "genotype": arch, **report.fields(arch),
                  "alphas": alphas_dict(model)}
         history.append(entry)
-        logger.info("epoch %d/%d lr %.4f train %.3f/%.2f%% valid %.3f/%.2f%% %.1f img/s%s | %s", epoch + 1,
-                    cfg.epochs, lr, tr["loss"], tr["acc"], va["loss"], va["acc"], tr["images_per_s"],
-                    report.text(arch), arch)
-        if writer is not None:
-            _log_epoch(writer, model, entry, epoch + 1)
         ckpt = {"epoch": epoch + 1, "config": dataclasses.asdict(cfg), "model": model.state_dict(),
                 "w_optim": w_optim.state_dict(), "alpha_optim": architect.optimizer.state_dict(),
                 "rng": get_rng_state(), "history": history}
@@ -365,6 +360,12 @@ def _search(cfg: SearchConfig, folder: RunFolder, *, device, data, resume_epoch,
             save_checkpoint(run_dir / ckpt_name(epoch + 1), ckpt)
         rec = record(epoch + 1)
         atomic_write_json(run_dir / "search.json", rec)
+        # reported after it is saved: a logged epoch is never trained again
+        logger.info("epoch %d/%d lr %.4f train %.3f/%.2f%% valid %.3f/%.2f%% %.1f img/s%s | %s", epoch + 1,
+                    cfg.epochs, lr, tr["loss"], tr["acc"], va["loss"], va["acc"], tr["images_per_s"],
+                    report.text(arch), arch)
+        if writer is not None:
+            _log_epoch(writer, model, entry, epoch + 1)
         if pbar is not None:
             pbar.set_postfix(valid_acc=f"{va['acc']:.2f}%", refresh=False)
             pbar.update()
