@@ -52,8 +52,8 @@ def test_every_recipe_runs_a_command_its_script_accepts(script):
     cmd = _command(script, *extra)
     parser = {"search.py": search, "project.py": project, "augment.py": augment}[cmd[0]].build_parser()
     args = parser.parse_args(cmd[1:])
-    if cmd[0] == "search.py" and args.method in (None, "darts", "blank"):
-        cfg = config_from_args(args)  # sdarts-* belong to another branch: only their flags are checked
+    if cmd[0] == "search.py":
+        cfg = config_from_args(args)
         assert cfg.space == ("nb201" if "201" in script else "darts" if "bpe" in script else "s5")
 
 
@@ -190,3 +190,18 @@ def test_dartspt_readme_lines_run_from_exp_scripts(tmp_path, tiny_folder):
         assert len(res["records"]) == 1 and len(res["records"][0]["history"]) == 1
         cfg = json.loads((folder / "config.json").read_text())
         assert cfg["dataset"] == ds and (cfg["budget"]["cutout_length"], cfg["budget"]["aux_weight"]) == (16, 0.4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["sdarts-rs", "sdarts-adv"])
+def test_sdarts_recipes_search_and_project(tmp_path, tiny_folder, method):
+    """DARTS-PT's SDARTS recipes at toy size: the supernet trains with the perturbation, projection decides."""
+    exp = tmp_path / "experiments"
+    run = ["--save_path", str(exp), "--data_path", str(tiny_folder), "--device", "cpu", "--threads", "1", "--quiet"]
+    _bash(f"{method}-sota.sh", "--space", "s3", *run, "--init_channels", "4", "--image_size", "8", "--batch_size", "8",
+          "--max_steps", "1", "--layers", "3", "--epochs", "2", "--no_tensorboard")
+    _bash(f"{method}-proj-sota.sh", "--space", "s3", *run, "--proj_intv", "1", "--no_tensorboard")
+    rec = json.loads((exp / "sota" / "cifar10" / f"search-{method}-sota-s3-2" / "projection.json").read_text())
+    assert rec["method"] == method and rec["space"] == "s3"
+    kinds = [d["kind"] for d in rec["decisions"]]
+    assert kinds.count("op") == 28 and kinds.count("edge") == 6  # 14 ops and 3 nodes per cell type

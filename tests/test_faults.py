@@ -224,3 +224,19 @@ def test_bad_values_one_line_and_nothing_changed(tiny_folder, tmp_path, capsys, 
     assert words in line, line
     after = _files(tmp_path)
     assert {k: after.get(k) for k in before} == before  # nothing already written changed or went away
+
+
+def test_leftovers_of_killed_writes_are_removed_by_the_next_run(tiny_folder, tmp_path):
+    cells = tmp_path / "cells.txt"
+    cells.write_text("DARTS_V2\n")
+    argv = ["--name", "r", "--file", str(cells), "--data_path", str(tiny_folder), "--save_path", str(tmp_path),
+            *TRAIN, "--epochs", "1"]
+    assert augment.main(argv) == 0
+    torn = tmp_path / "r" / ".results.json.abc123.tmp"  # what a kill inside atomic_write leaves
+    torn.write_text('{"records": [')
+    trash = tmp_path / ".trash-999-r"  # what a kill inside --overwrite leaves
+    trash.mkdir()
+    (trash / "x").write_text("old")
+    assert augment.main(argv) == 0
+    assert not torn.exists() and not trash.exists()
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["records"]
