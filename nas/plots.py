@@ -28,20 +28,17 @@ def _save(fig, path: str | Path, dpi: int = 120) -> None:
     _pyplot().close(fig)
 
 
-def _spans_decades(values: Sequence[float]) -> bool:
-    pos = [v for v in values if v > 0 and math.isfinite(v)]
-    return len(pos) == len(values) and len(pos) > 1 and max(pos) / min(pos) > 1e3
-
-
-def _value_scale(values: Sequence[float]) -> tuple[str, dict]:
-    """linear, log (positive values over 3+ decades, e.g. synflow) or symlog (the same with some exact zeros:
-    synflow of a cell whose paths are all cut is 0)."""
-    if _spans_decades(values):
-        return "log", {}
-    pos = [v for v in values if v > 0]
-    if pos and all(v >= 0 for v in values) and len(pos) > 1 and max(pos) / min(pos) > 1e3:
-        return "symlog", {"linthresh": min(pos)}
-    return "linear", {}
+def _value_scale(values: Sequence[float]) -> tuple[str, dict, float | None]:
+    """(scale, its arguments, lower y limit): linear; log for positive values over 2+ decades (synflow); symlog
+    when such values include exact zeros (a cell whose paths are all cut) or negatives (grasp), its linear
+    band at the 10th percentile of |value|, starting at 0 for values that cannot be negative."""
+    vals = [v for v in values if math.isfinite(v)]
+    mags = sorted(abs(v) for v in vals if v != 0)
+    if len(mags) < 2 or mags[-1] / mags[0] <= 1e2:
+        return "linear", {}, None
+    if all(v > 0 for v in vals):
+        return "log", {}, None
+    return "symlog", {"linthresh": mags[len(mags) // 10]}, 0.0 if all(v >= 0 for v in vals) else None
 
 
 def search_curve(values: Sequence[float], png: str | Path, *, title: str, value_label: str = "validation accuracy (%)",
@@ -93,8 +90,10 @@ def estimate_scatter(panels: Sequence[tuple[str, Sequence[float], Sequence[float
         ax.set_xlabel(f"{truth_name} (ground truth)", fontsize=7)
         pad = 0.03 * ((max(tru) - min(tru)) or 1.0)
         ax.set_xlim(min(tru) - pad, max(tru) + pad)  # every panel on the truth's whole range, even with points left out
-        scale, kw = _value_scale([e for e, _ in finite])
+        scale, kw, bottom = _value_scale([e for e, _ in finite])
         ax.set_yscale(scale, **kw)
+        if bottom is not None:
+            ax.set_ylim(bottom=bottom)
         ax.set_ylabel(name + ("" if scale == "linear" else f" ({scale} scale)"), fontsize=7)
         ax.tick_params(labelsize=6)
         ax.grid(alpha=0.3)
