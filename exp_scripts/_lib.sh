@@ -67,3 +67,56 @@ run() {  # run SCRIPT.py ARGS...
     if [ "${DRY_RUN:-0}" = 1 ]; then exit 0; fi
     exec "$PY" "$@"
 }
+
+# ----------------------------------------------------------------------------- the recipes' bodies
+# Each DARTS-PT recipe (kept under its own name, as DARTS-PT's README calls it) is one call of these.
+
+search_recipe() {  # search_recipe METHOD SPACE SEED ARGS...: DARTS-PT's <method>-201.sh (SPACE nb201) / -sota.sh
+    local method=$1
+    space=$2 seed=$3 dataset=cifar10 gpu=auto
+    shift 3
+    if [ "$space" = nb201 ]; then parse_flags "dataset seed gpu" "$@"; else parse_flags "dataset seed gpu space" "$@"; fi
+    run search.py --space "$space" --method "$method" --dataset "$dataset" --save "$ID" --seed "$seed" \
+        $(device_flags) "${PASS[@]}"
+}
+
+project_201_recipe() {  # project_201_recipe SEARCH_RECIPE ARGS...: DARTS-PT's <method>-proj-201.sh
+    local recipe=$1 suffix=
+    dataset=cifar10 seed=0 gpu=auto space= resume_epoch= resume_expid=
+    shift
+    parse_flags "dataset seed gpu space resume_epoch resume_expid" "$@"
+    [ "$dataset" = cifar10 ] || suffix=-$dataset
+    run project.py --resume_expid "${resume_expid:-search-$recipe-$seed$suffix}" \
+        ${resume_epoch:+--resume_epoch "$resume_epoch"} --dataset "$dataset" ${space:+--space "$space"} \
+        --edge_decision random --crit acc --proj_intv 5 --seed "$seed" $(device_flags) "${PASS[@]}"
+}
+
+project_sota_recipe() {  # project_sota_recipe SEARCH_RECIPE ARGS...: DARTS-PT's <method>-proj-sota.sh
+    local recipe=$1
+    dataset=cifar10 seed=2 gpu=auto space=s5 resume_epoch= resume_expid= crit=acc
+    shift
+    parse_flags "dataset seed gpu space resume_epoch resume_expid crit" "$@"
+    run project.py --resume_expid "${resume_expid:-search-$recipe-$space-$seed}" \
+        ${resume_epoch:+--resume_epoch "$resume_epoch"} --space "$space" --dataset "$dataset" --edge_decision random \
+        --crit_normal "$crit" --crit_reduce "$crit" --crit_edge "$crit" --proj_intv 5 --seed "$seed" $(device_flags) \
+        "${PASS[@]}"
+}
+
+eval_recipe() {  # eval_recipe DATASET "EXTRA AUGMENT FLAGS" ARGS...: DARTS-PT's eval.sh / eval-c100.sh / eval-svhn.sh
+    local extra=$2 tag
+    dataset=$1 seed=2 gpu=auto arch= batch_size=96 learning_rate=0.025 resume_expid= resume_epoch= save_path=experiments
+    shift 2
+    parse_flags "dataset seed gpu arch batch_size learning_rate resume_expid resume_epoch save_path" "$@"
+    if [ -z "$arch" ]; then
+        echo "$ID.sh: error: give --arch NAME (genotypes.py / genotypes_published.txt) or --arch 'Genotype(...)'" >&2
+        exit 2
+    fi
+    if [ -n "$resume_expid$resume_epoch" ]; then
+        echo "$ID.sh: note: --resume_expid/--resume_epoch are not needed: the same command resumes its run folder" >&2
+    fi
+    if [[ $arch =~ ^[A-Za-z0-9_.-]+$ ]]; then tag=$arch; else tag=g$(printf '%s' "$arch" | cksum | cut -d' ' -f1); fi
+    # shellcheck disable=SC2086  # EXTRA is a list of flags
+    run augment.py --param DARTS $extra --arch "$arch" --dataset "$dataset" --seed "$seed" \
+        --batch_size "$batch_size" --lr "$learning_rate" --save_path "$save_path/sota/$dataset/eval" \
+        --name "$ID-$tag-$seed" $(device_flags) "${PASS[@]}"
+}

@@ -5,9 +5,5 @@
 # Run folder: experiments/nasbench201/search-blank-201-<seed>[-<dataset>], seed 0 by default as DARTS-PT's scripts
 # (its README's search-blank-201-1 is the run of --seed 1). Run from exp_scripts/ or the repo root.
 set -euo pipefail
-dataset=cifar10
-seed=0
-gpu=auto
 source "$(dirname "$0")/_lib.sh"
-parse_flags "dataset seed gpu" "$@"
-run search.py --space nb201 --method blank --dataset "$dataset" --save "$ID" --seed "$seed" $(device_flags) "${PASS[@]}"
+search_recipe blank nb201 0 "$@"

@@ -7,15 +7,5 @@
 # DARTS-space run works too, as DARTS-PT's README calls it: --space s3 --dataset svhn --resume_expid
 # search-darts-sota-s3-2.
 set -euo pipefail
-dataset=cifar10
-seed=0
-gpu=auto
-space=
-resume_epoch=
-resume_expid=
 source "$(dirname "$0")/_lib.sh"
-parse_flags "dataset seed gpu space resume_epoch resume_expid" "$@"
-[ "$dataset" = cifar10 ] && suffix= || suffix=-$dataset
-run project.py --resume_expid "${resume_expid:-search-darts-201-$seed$suffix}" \
-    ${resume_epoch:+--resume_epoch "$resume_epoch"} --dataset "$dataset" ${space:+--space "$space"} \
-    --edge_decision random --crit acc --proj_intv 5 --seed "$seed" $(device_flags) "${PASS[@]}"
+project_201_recipe darts-201 "$@"

@@ -4,11 +4,5 @@
 #    bash darts-sota.sh [--space s1..s5] [--dataset cifar10|cifar100|svhn] [--seed 2] [--gpu auto|N|cpu] [search.py flags]
 # Run folder: experiments/sota/<dataset>/search-darts-sota-<space>-<seed>. Run from exp_scripts/ or the repo root.
 set -euo pipefail
-dataset=cifar10
-seed=2
-gpu=auto
-space=s5
 source "$(dirname "$0")/_lib.sh"
-parse_flags "dataset seed gpu space" "$@"
-run search.py --space "$space" --method darts --dataset "$dataset" --save "$ID" --seed "$seed" $(device_flags) \
-    "${PASS[@]}"
+search_recipe darts s5 2 "$@"

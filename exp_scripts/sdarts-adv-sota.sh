@@ -6,11 +6,5 @@
 # Run folder: experiments/sota/<dataset>/search-sdarts-adv-sota-<space>-<seed>. Run from exp_scripts/ or the repo
 # root.
 set -euo pipefail
-dataset=cifar10
-seed=2
-gpu=auto
-space=s5
 source "$(dirname "$0")/_lib.sh"
-parse_flags "dataset seed gpu space" "$@"
-run search.py --space "$space" --method sdarts-adv --dataset "$dataset" --save "$ID" --seed "$seed" $(device_flags) \
-    "${PASS[@]}"
+search_recipe sdarts-adv s5 2 "$@"
