@@ -57,27 +57,9 @@ def canonicalize(arch: str | Sequence[int]) -> str:
     return res
 
 
-def check_valid_arch(arch: str | Sequence[int]) -> bool:
-    """aw_nas' sampling filter: a conv on an edge between an input-reachable and an output-reaching node."""
-    m = _matrix(arch)
-    valid_input = [0]
-    for to in range(1, N_VERTICES):
-        for inp in valid_input:
-            if m[to][inp] > 0:
-                valid_input.append(to)
-                break
-    valid_output = [N_VERTICES - 1]
-    for fr in range(N_VERTICES - 2, -1, -1):
-        for out in valid_output:  # appends while iterating, as aw_nas (duplicates are harmless)
-            if m[out][fr] > 0:
-                valid_output.append(fr)
-    return any("conv" in NB201_OPS[m[o][i]] for i in valid_input for o in valid_output)
-
-
-def live_edges(arch: str) -> list[bool]:
-    """Per edge: does aw_nas' supernet run it (``from`` reachable from the input, ``to`` reaching the output;
-    ``NB201SharedCell.forward`` / ``NB201CandidateNet.__init__``, nasbench_201.py 2231-2259, 2328-2341)."""
-    m = _matrix(arch)
+def _reachable(m: list[list[int]]) -> tuple[list[int], list[int]]:
+    """aw_nas' valid_input (nodes the input reaches) and valid_output (nodes that reach the output); its loops
+    append while iterating, so the lists can hold duplicates (harmless)."""
     valid_input = [0]
     for to in range(1, N_VERTICES):
         for inp in valid_input:
@@ -89,6 +71,20 @@ def live_edges(arch: str) -> list[bool]:
         for out in valid_output:
             if m[out][fr] > 0:
                 valid_output.append(fr)
+    return valid_input, valid_output
+
+
+def check_valid_arch(arch: str | Sequence[int]) -> bool:
+    """aw_nas' sampling filter: a conv on an edge between an input-reachable and an output-reaching node."""
+    m = _matrix(arch)
+    valid_input, valid_output = _reachable(m)
+    return any("conv" in NB201_OPS[m[o][i]] for i in valid_input for o in valid_output)
+
+
+def live_edges(arch: str) -> list[bool]:
+    """Per edge: does aw_nas' supernet run it (``from`` reachable from the input, ``to`` reaching the output;
+    ``NB201SharedCell.forward`` / ``NB201CandidateNet.__init__``, nasbench_201.py 2231-2259, 2328-2341)."""
+    valid_input, valid_output = _reachable(_matrix(arch))
     return [fr in valid_input and to in valid_output for to, fr in EDGES]
 
 

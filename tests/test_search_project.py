@@ -14,17 +14,13 @@ from nas.data import ImageData
 from nas.spaces import get_space
 from nas.supernet.projection import ProjectionConfig, run_projection
 from nas.supernet.search import SearchConfig, run_search
+from tests.conftest import make_image_data
 
 CPU = torch.device("cpu")
 
 
-def _data(n_train=32, n_valid=16, size=8, n_classes=3, seed=0) -> ImageData:
-    g = torch.Generator().manual_seed(seed)
-    tx = torch.randint(0, 256, (n_train, 3, size, size), dtype=torch.uint8, generator=g)
-    vx = torch.randint(0, 256, (n_valid, 3, size, size), dtype=torch.uint8, generator=g)
-    ty = torch.randint(0, n_classes, (n_train,), generator=g)
-    vy = torch.randint(0, n_classes, (n_valid,), generator=g)
-    return ImageData("tiny", tx, ty, vx, vy, n_classes, (0.5,) * 3, (0.25,) * 3)
+def _data(n_train=32, n_valid=16, **kw) -> ImageData:
+    return make_image_data(n_train=n_train, n_valid=n_valid, **kw)
 
 
 def _cfg(space="nb201", method="darts", **kw) -> SearchConfig:

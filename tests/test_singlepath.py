@@ -16,6 +16,7 @@ from nas.data import ImageData
 from nas.estimators.oneshot import SinglePathEstimator
 from nas.nb201_iso import arch_from_indices, canonicalize, check_valid_arch, deiso_list, iso_classes, live_edges
 from nas.supernet.singlepath import PathSampler, SinglePathConfig, SinglePathForward, path_of, run_singlepath
+from tests.conftest import make_image_data
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.usefixtures("one_thread")  # a shared 2-core machine: no thread oversubscription
@@ -24,13 +25,8 @@ B = arch_from_indices([1, 4, 4, 1, 4, 4])
 OTHER = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
 
 
-def _data(n_train=40, n_valid=20, size=8, n_classes=3, seed=0) -> ImageData:
-    g = torch.Generator().manual_seed(seed)
-    tx = torch.randint(0, 256, (n_train, 3, size, size), dtype=torch.uint8, generator=g)
-    vx = torch.randint(0, 256, (n_valid, 3, size, size), dtype=torch.uint8, generator=g)
-    ty = torch.randint(0, n_classes, (n_train,), generator=g)
-    vy = torch.randint(0, n_classes, (n_valid,), generator=g)
-    return ImageData("tiny", tx, ty, vx, vy, n_classes, (0.5,) * 3, (0.25,) * 3)
+def _data(n_train=40, n_valid=20, **kw) -> ImageData:
+    return make_image_data(n_train=n_train, n_valid=n_valid, **kw)
 
 
 def _cfg(**kw) -> SinglePathConfig:
