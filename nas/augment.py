@@ -21,13 +21,13 @@ from typing import Any, Sequence
 
 from torch.utils.tensorboard import SummaryWriter
 
-from genotypes import GenotypeError, format_genotype, parse_genotype, read_genotype_file
+from genotypes import GenotypeError, format_genotype
 from nas.distributed import DistContext, broadcast_object
 from nas.errors import ConfigError, NASError
-from nas.io import atomic_write_json, get_logger, read_json, read_text_file, run_metadata
+from nas.io import atomic_write_json, get_logger, read_json, run_metadata
 from nas.progress import bar
 from nas.rundir import RunFolder, normalize_path
-from nas.spaces import get_space
+from nas.spaces import get_space, read_arch_file
 from nas.train import train_architecture
 from nas.workqueue import Collector, WorkQueue, as_sent
 
@@ -181,19 +181,12 @@ def read_archs(space_kind: str, *, file: str | None = None, text: str | None = N
     """The architectures of ``--file`` (one per line; # comments) or ``--arch`` (a published name or text)."""
     if first is not None and first < 1:
         raise ConfigError(f"--first must be positive, got {first}")
-    if space_kind == "darts":
-        archs = read_genotype_file(file) if file else [parse_genotype(text)]
+    space = get_space(space_kind)
+    if file:
+        archs = read_arch_file(file, space)
     else:
-        space = get_space("nb201")
-        archs = []
-        lines = read_text_file(file).splitlines() if file else [text]
-        for i, line in enumerate(lines, 1):
-            line = line.strip()
-            if line and not line.startswith("#"):
-                try:
-                    archs.append(space.parse(line))
-                except ValueError as exc:
-                    raise GenotypeError(f"{file or '--arch'}:{i}: {exc}") from None
-    if not archs:
-        raise ConfigError(f"no architectures in {file or '--arch'}")
+        try:
+            archs = [space.parse(text.strip())]
+        except ValueError as exc:
+            raise GenotypeError(f"--arch: {exc}") from None
     return archs[:first] if first is not None else archs

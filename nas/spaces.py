@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import itertools
 import random
+from pathlib import Path
 from typing import Iterator, Sequence
 
 from genotypes import (
     NB201_OPS,
     PRIMITIVES,
     Genotype,
+    GenotypeError,
     format_genotype,
     make_genotype,
     nb201_from_ops,
@@ -28,6 +30,7 @@ from genotypes import (
     parse_genotype,
 )
 from nas.errors import ConfigError
+from nas.io import read_text_file
 
 N_NODES = 4  # intermediate nodes of a DARTS cell
 N_EDGES = sum(range(2, N_NODES + 2))  # 14 candidate edges per cell
@@ -266,3 +269,20 @@ def bpe_random_genotype(rs) -> Genotype:
     """
     w = rs.randn(2 * N_EDGES, len(PRIMITIVES))
     return make_genotype(parse_alphas(w[:N_EDGES]), parse_alphas(w[N_EDGES:]))
+
+
+def read_arch_file(path: str | Path, space: DartsSpace | NB201Space) -> list:
+    """The architectures of a text file, one per line (blank lines and # comments skipped), parsed by ``space``;
+    a bad line is a GenotypeError naming file and line, a binary or huge file a NASError, an empty one a ConfigError."""
+    out = []
+    for i, line in enumerate(read_text_file(path).splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            out.append(space.parse(line))
+        except ValueError as exc:
+            raise GenotypeError(f"{path}:{i}: {exc}") from None
+    if not out:
+        raise ConfigError(f"{path}: no architectures in the file")
+    return out

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from genotypes import GenotypeError
 from nas.data import load_dataset
 from nas.distributed import DistContext
 from nas.errors import ConfigError
@@ -21,8 +19,8 @@ from nas.estimators import zeroshot as zs
 from nas.estimators.oneshot import SinglePathEstimator, oneshot_for_run
 from nas.estimators.scoretable import ScoreTable
 from nas.estimators.zeroshot import score_architecture
-from nas.io import read_text_file
 from nas.progress import bar
+from nas.spaces import read_arch_file
 from nas.supernet.singlepath import is_singlepath_run
 from nas.workqueue import WorkQueue
 
@@ -68,22 +66,6 @@ def oneshot_columns(run_dir: str | None) -> list[str]:
     if not run_dir:
         return []
     return list(SinglePathEstimator.columns) if is_singlepath_run(run_dir) else ["oneshot"]
-
-
-def read_arch_list(path: str | Path, space: Any) -> list:
-    """Architectures of a file, one per line (blank lines and # comments skipped); errors name file:line."""
-    out = []
-    for i, line in enumerate(read_text_file(path).splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            out.append(space.parse(line))
-        except ValueError as exc:
-            raise GenotypeError(f"{path}:{i}: {exc}") from None
-    if not out:
-        raise ConfigError(f"--archs {path}: no architectures in the file")
-    return out
 
 
 def score_all(archs: Sequence, space: Any, table: ScoreTable | None, *, proxies: ProxyScorer | None = None,
@@ -153,7 +135,7 @@ def select_archs(space: Any, *, file: str | None = None, sample: int | None = No
             raise ConfigError(f"--all enumerates NAS-Bench-201 (15,625 cells), not --space {space.name}")
         return list(space.enumerate())
     if file:
-        return read_arch_list(file, space)
+        return read_arch_file(file, space)
     if sample is None or sample <= 0:
         raise ConfigError(f"--sample must be positive, got {sample}")
     rng = random.Random(seed)
