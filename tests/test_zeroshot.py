@@ -231,6 +231,13 @@ def test_oneshot_estimator_on_tiny_nb201_supernet(tmp_path):
     assert est2.score(arch).value == pytest.approx(acc)
 
 
+def _is_tensor(o: object) -> bool:
+    try:
+        return isinstance(o, torch.Tensor)
+    except ReferenceError:  # a dead weakref.proxy among gc's objects (numba's, once ffcv is installed)
+        return False
+
+
 def test_score_all_memory_stays_flat_over_many_cells(tmp_path, one_thread):
     """Scoring all of NB201 must not grow: networks, hooks and graphs are freed cell by cell."""
     import gc
@@ -257,7 +264,7 @@ def test_score_all_memory_stays_flat_over_many_cells(tmp_path, one_thread):
         gc.collect()
         with warnings.catch_warnings():  # isinstance on torch.distributed's deprecated reduce_op warns
             warnings.simplefilter("ignore")
-            return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
+            return sum(1 for o in gc.get_objects() if _is_tensor(o))
 
     with ScoreTable(tmp_path / "s.csv", arch_column="arch_str", columns=list(zs.MEASURES), settings={}) as table:
         score_all(archs[:6], space, table, proxies=scorer)  # warm: caches, the batch per seed
