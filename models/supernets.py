@@ -237,19 +237,25 @@ class Supernet(nn.Module):
 
         ``weights`` replaces softmax(alpha) (DARTS-PT's ``forward(input, weights)``).
         """
-        w = self.softmax(ct) if weights is None else weights
-        proj = getattr(self, f"proj_op_{ct}")
-        if any(p >= 0 for p in self._proj[ct]):
-            onehot = F.one_hot(proj.clamp(min=0), self.n_ops).to(w.dtype)
-            w = torch.where((proj >= 0).unsqueeze(1), onehot, w)
-        if not all(self._edge_on[ct]):
-            w = w * getattr(self, f"edge_on_{ct}").unsqueeze(1).to(w.dtype)
+        w = self._projected(ct, self.softmax(ct) if weights is None else weights, 1.0, 0.0)
         active = self._base_active[ct]
         if mask is not None:
             keep = mask.tolist()
             active = [[k for k in row if keep[e][k]] for e, row in enumerate(active)]
             w = w * mask.to(device=w.device, dtype=w.dtype)
         return w, active
+
+    def _projected(self, ct: str, w: torch.Tensor, chosen: float, other: float) -> torch.Tensor:
+        """``w`` after projection: a decided edge is ``chosen`` on its op and ``other`` elsewhere, a
+        dropped edge (node inputs decided) is ``other`` everywhere."""
+        proj = getattr(self, f"proj_op_{ct}")
+        if any(p >= 0 for p in self._proj[ct]):
+            pick = F.one_hot(proj.clamp(min=0), self.n_ops).bool()
+            fixed = torch.full_like(w, other).masked_fill(pick, chosen)
+            w = torch.where((proj >= 0).unsqueeze(1), fixed, w)
+        if not all(self._edge_on[ct]):
+            w = w.masked_fill(~getattr(self, f"edge_on_{ct}").unsqueeze(1), other)
+        return w
 
     def projected_weights(self, ct: str) -> torch.Tensor:
         """Weights after projection, detached (what genotype() and the logs read)."""
@@ -351,8 +357,9 @@ class DartsSupernet(Supernet):
             raise ValueError(f"unknown rank_by {rank_by!r}; allowed: weights, alphas")
         cells = []
         for ct in self.cell_types:
-            if rank_by == "alphas":
-                W = self.alpha(ct).detach().masked_fill(~getattr(self, f"valid_{ct}"), float("-inf")).cpu().tolist()
+            if rank_by == "alphas":  # a decided op outranks every alpha, as its weight 1 outranks every softmax
+                a = self.alpha(ct).detach().masked_fill(~getattr(self, f"valid_{ct}"), float("-inf"))
+                W = self._projected(ct, a, float("inf"), float("-inf")).cpu().tolist()
             else:
                 W = self.projected_weights(ct).cpu().tolist()
             ops = self.edge_ops[ct]

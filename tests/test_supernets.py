@@ -271,3 +271,19 @@ def test_cuda_graphed_supernet_steps_equal_eager(space):
     assert l1 == pytest.approx(l0, rel=1e-5, abs=1e-5)
     for a, b in zip(p0 + b0, p1 + b1):
         assert torch.allclose(a.float(), b.float(), rtol=1e-5, atol=1e-5)
+
+
+def test_projected_darts_genotype_is_the_same_ranked_by_alphas_or_weights():
+    """BPE-protocol runs parse by raw alphas (rank_by="alphas"); a projected cell must still read its decisions."""
+    torch.manual_seed(4)
+    net = build_supernet("darts", C=4, layers=3, n_classes=5)
+    sep = net.edge_ops["normal"][0].index("sep_conv_3x3")
+    with torch.no_grad():
+        net.alpha("normal").normal_()
+    for e in range(net.n_edges):
+        net.project_op("normal", e, sep)
+    for k in range(net.n_nodes):  # keep inputs 0 and 1 of every node
+        net.project_edges("normal", net.node_edges[k][2:])
+    for g in (net.genotype(rank_by="alphas"), net.genotype(rank_by="weights")):
+        assert [[op for op, _ in node] for node in g.normal] == [["sep_conv_3x3"] * 2] * net.n_nodes
+        assert [sorted(src for _, src in node) for node in g.normal] == [[0, 1]] * net.n_nodes
