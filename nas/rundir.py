@@ -113,15 +113,28 @@ def discard(paths: Sequence[str | Path]) -> None:
             trash.unlink(missing_ok=True)
 
 
-def clean_leftovers(folder: str | Path) -> list[Path]:
-    """Delete temporary files of killed atomic writes and half-discarded runs in ``folder`` (not below)."""
+def _leftover_of(name: str, owners: Iterable[str] | None) -> bool:
+    """Whether ``name`` is what a killed atomic write (``.<file>.*.tmp``) or ``discard`` (``.trash-<pid>-<file>``)
+    leaves; with ``owners``, only of those files."""
+    if name.startswith(".trash-"):
+        base = name.split("-", 2)[2] if name.count("-") >= 2 else ""
+    elif name.startswith(".") and name.endswith(".tmp"):
+        base = name[1:].rsplit(".", 2)[0] if name.count(".") >= 3 else ""
+    else:
+        return False
+    return owners is None or base in owners
+
+
+def clean_leftovers(folder: str | Path, owners: Iterable[str] | None = None) -> list[Path]:
+    """Delete temporary files of killed atomic writes and half-discarded runs in ``folder`` (not below);
+    with ``owners`` (file names), only theirs: a folder shared by several runs keeps the others' writes."""
     folder = Path(folder)
     removed = []
     if not folder.is_dir():
         return removed
+    owners = None if owners is None else set(owners)
     for p in folder.iterdir():
-        n = p.name
-        if (n.startswith(".") and n.endswith(".tmp")) or n.startswith(".trash-"):
+        if _leftover_of(p.name, owners):
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
             else:
@@ -168,7 +181,11 @@ class RunFolder:
         if self.lock is not None and not self.lock.held:
             self.lock.acquire()
         try:
-            clean_leftovers(self.path.parent)
+            owned: dict[Path, list[str]] = {}
+            for p in (self.path, *self.extra):
+                owned.setdefault(p.parent, []).append(p.name)
+            for folder, names in owned.items():  # beside other runs (their locks, not ours): only our leftovers
+                clean_leftovers(folder, names)
             clean_leftovers(self.path)
             resumed = False
             if overwrite:
@@ -177,10 +194,10 @@ class RunFolder:
                 saved = self.saved_config()
                 if saved is not None:
                     diff = first_difference(saved, self.config, self.ignore)
-                    if diff:
+                    if diff and self._holds_work():
                         raise ConfigError(f"{self.what} holds a run with other settings ({diff}); rerun with "
                                           "the same settings to resume, or use another name or --overwrite")
-                    resumed = True
+                    resumed = not diff  # a try that saved nothing (it failed on missing data, say) takes these settings
                 elif self._has_files():
                     raise ConfigError(f"{self.what} holds files but no {CONFIG} (another tool's folder, or an "
                                       "interrupted --overwrite); use another name or --overwrite")
@@ -195,6 +212,11 @@ class RunFolder:
     def _has_files(self) -> bool:
         own = self.path.is_dir() and any(p.suffix != ".log" for p in self.path.iterdir())
         return own or any(p.exists() for p in self.extra)
+
+    def _holds_work(self) -> bool:
+        """Whether an earlier try saved anything besides its config and logs (a result, a checkpoint)."""
+        own = self.path.is_dir() and any(p.name != CONFIG and p.suffix != ".log" for p in self.path.iterdir())
+        return own or any(p.exists() and p.suffix != ".log" for p in self.extra)
 
     def close(self) -> None:
         if self.lock is not None:

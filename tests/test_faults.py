@@ -26,7 +26,7 @@ import search
 import zero_shot
 from nas.checkpoint import load_checkpoint, save_checkpoint
 from nas.cli import run_cli
-from nas.rundir import RunLock
+from nas.rundir import RunFolder, RunLock
 from tests.conftest import make_image_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,3 +240,29 @@ def test_leftovers_of_killed_writes_are_removed_by_the_next_run(tiny_folder, tmp
     assert augment.main(argv) == 0
     assert not torn.exists() and not trash.exists()
     assert json.loads((tmp_path / "r" / "results.json").read_text())["records"]
+
+
+def test_a_try_that_saved_nothing_does_not_bind_the_corrected_rerun(tiny_folder, tmp_path, capsys):
+    argv = ["--space", "darts", "--n_iters", "1", "--output_path", str(tmp_path), *TRAIN]
+    assert run_cli(run_random.main, [*argv, "--data_path", str(tmp_path / "nodata")]) == 1  # data missing
+    assert "not found" in _one_line(capsys)
+    assert (tmp_path / "work_RS_BPE1_0" / "config.json").is_file()
+    # the corrected rerun (other data, other budget) runs: the failed try left a config and a log, no result
+    assert run_random.main([*argv, "--data_path", str(tiny_folder), "--epochs", "1"]) == 0
+    cfg = json.loads((tmp_path / "work_RS_BPE1_0" / "config.json").read_text())
+    assert cfg["budget"]["epochs"] == 1 and cfg["data_path"] == str(tiny_folder)
+    # once a result is saved, other settings are refused again
+    assert run_cli(run_random.main, [*argv, "--data_path", str(tiny_folder), "--epochs", "2"]) == 2
+    assert "budget.epochs: 1 -> 2" in _one_line(capsys)
+
+
+def test_a_run_leaves_the_unfinished_writes_of_its_neighbours_alone(tmp_path):
+    mine, other = RunFolder(tmp_path / "work_a", {"x": 1}, extra=[tmp_path / "a.json"]), tmp_path / "b.json"
+    left = [tmp_path / ".a.json.k2j4.tmp", tmp_path / ".trash-12-work_a", tmp_path / "work_a" / ".s.json.x1.tmp"]
+    kept = [tmp_path / ".b.json.q9z8.tmp", tmp_path / ".trash-13-work_b", other]  # another run's write in flight
+    (tmp_path / "work_a").mkdir()
+    for p in left + kept:
+        p.write_text("{")
+    with mine:
+        mine.open()
+    assert not any(p.exists() for p in left) and all(p.exists() for p in kept)
