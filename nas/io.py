@@ -123,6 +123,11 @@ def run_metadata(config: Any, *, seed: int | None, started: float) -> dict[str, 
     }
 
 
+def _formatter() -> logging.Formatter:
+    """The one line format of every log (stderr and files)."""
+    return logging.Formatter("%(asctime)s %(message)s", datefmt="%m/%d %H:%M:%S")
+
+
 def attach_log_file(logger: logging.Logger, path: str | Path) -> logging.Handler | None:
     """Also append ``logger``'s records to ``path`` (once), in the format of ``get_logger``; the new handler."""
     path = Path(path)
@@ -130,7 +135,7 @@ def attach_log_file(logger: logging.Logger, path: str | Path) -> logging.Handler
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     fh = logging.FileHandler(path)
-    fh.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%m/%d %H:%M:%S"))
+    fh.setFormatter(_formatter())
     logger.addHandler(fh)
     return fh
 
@@ -168,7 +173,7 @@ def get_logger(name: str, log_file: str | Path | None = None, *, quiet: bool = F
         h.close()
     if not quiet:
         sh = _BarSafeHandler()
-        sh.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%m/%d %H:%M:%S"))
+        sh.setFormatter(_formatter())
         logger.addHandler(sh)
     if log_file is not None:
         attach_log_file(logger, log_file)
@@ -179,11 +184,10 @@ def get_logger(name: str, log_file: str | Path | None = None, *, quiet: bool = F
 def route_package_logs(quiet: bool) -> None:
     """The ``nas.*`` module loggers (e.g. nas.data's cache messages) print at INFO like the script's, or not at all."""
     pkg = logging.getLogger("nas")
-    for h in [h for h in pkg.handlers if getattr(h, "_nas_stderr", False)]:
+    for h in [h for h in pkg.handlers if isinstance(h, _BarSafeHandler)]:  # get_logger("nas") added one too
         pkg.removeHandler(h)
     pkg.setLevel(logging.INFO)
     if not quiet:
         sh = _BarSafeHandler()
-        sh.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%m/%d %H:%M:%S"))
-        sh._nas_stderr = True  # type: ignore[attr-defined]
+        sh.setFormatter(_formatter())
         pkg.addHandler(sh)

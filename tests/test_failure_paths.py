@@ -11,6 +11,7 @@ import parse_json
 import run_evolution
 import run_rl
 from genotypes import NAMED_GENOTYPES
+from nas.io import get_logger
 
 
 @pytest.mark.parametrize("space,encoding", [("nb201", "auto"), ("darts", "auto"), ("s3", "pair")])
@@ -36,3 +37,11 @@ def test_augment_hint_without_name_is_a_complete_command(tmp_path, tiny_folder, 
            "--layers", "3", "--init_channels", "4", "--image_size", "8", "--batch_size", "8", "--quiet"]
     assert augment.main(["--arch", "DARTS_V2", "--param", "BPE1", *toy]) == 0
     assert json.loads((tmp_path / "DARTS_V2_BPE1" / "results.json").read_text())["records"][0]["index"] == 0
+
+
+def test_a_log_line_prints_once_whatever_the_logger_name(capsys):
+    """PertNAS and write_ffcv.py log through get_logger("nas"), the package's own logger."""
+    for name in ("nas", "nas.pertnas.run"):
+        get_logger(name).info("line of %s", name)
+        assert capsys.readouterr().err.count(f"line of {name}") == 1
+    get_logger("nas", quiet=True)
