@@ -87,7 +87,8 @@ def run_search(strategy: Strategy, encoding: Any, estimator: Any, *, n_iters: in
                     raise
                 res = {"j": j, "error": f"{type(exc).__name__}: {exc}"}
             if ctx.is_main:
-                collect([as_sent(res)])  # as another rank's result arrives: same types everywhere
+                # its own result as another rank's arrives (same types everywhere), and theirs posted meanwhile
+                collect([as_sent(res), *queue.receive()])
             else:
                 queue.post(res)
         queue.finish()
