@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from torch.utils.tensorboard import SummaryWriter
 
 from genotypes import GenotypeError, format_genotype
-from nas.distributed import DistContext, broadcast_object
+from nas.distributed import DistContext, on_main
 from nas.errors import ConfigError, NASError
 from nas.io import atomic_write_json, get_logger, read_json, run_metadata
 from nas.progress import bar
@@ -61,21 +61,17 @@ def _run(archs: Sequence, folder: RunFolder, *, space_kind: str, budget, data, d
     run_dir = folder.path
     res_path = run_dir / "results.json"
     texts = [data_text(a, space_kind) for a in archs]
-    problem, pending, doc = None, None, {"records": []}
-    if ctx.is_main:
-        try:
-            folder.open(overwrite=overwrite)
-            doc = read_json(res_path) if res_path.exists() else {"records": []}
-            _merge_leftovers(doc, run_dir, texts)
-            done = {(r["index"], r["genotype"]) for r in doc.get("records", [])}
-            pending = [i for i, t in enumerate(texts) if (i, t) not in done]
-        except NASError as exc:
-            problem = f"{type(exc).__name__}:{exc}"
-    # every rank stops on rank 0's refusal, not just rank 0 (a short collective: all ranks are here)
-    problem, pending = broadcast_object((problem, pending), ctx)
-    if problem:
-        name, msg = problem.split(":", 1)
-        raise (ConfigError if name == "ConfigError" else NASError)(msg)
+    doc = {"records": []}
+
+    def open_run() -> list[int]:  # rank 0: the genotypes still to train
+        nonlocal doc
+        folder.open(overwrite=overwrite)
+        doc = read_json(res_path) if res_path.exists() else {"records": []}
+        _merge_leftovers(doc, run_dir, texts)
+        done = {(r["index"], r["genotype"]) for r in doc.get("records", [])}
+        return [i for i, t in enumerate(texts) if (i, t) not in done]
+
+    pending = on_main(open_run, ctx)
     log_file = run_dir / f"{run_dir.name}.log" if ctx.is_main else None
     logger = get_logger(f"augment.{run_dir.name}.{ctx.rank}", log_file, quiet=quiet or not ctx.is_main)
     started = time.time()

@@ -13,12 +13,15 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import torch
 import torch.distributed as dist
 
 from nas.device import resolve_device
+from nas.errors import ConfigError, NASError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -75,19 +78,28 @@ def broadcast_object(obj: Any, ctx: DistContext, src: int = 0) -> Any:
     return box[0]
 
 
-def all_gather_object(obj: Any, ctx: DistContext) -> list[Any]:
-    """Every rank's ``obj`` in rank order (``[obj]`` when single-process)."""
+def on_main(fn: Callable[[], T], ctx: DistContext) -> T:
+    """``fn()`` run on rank 0 and its result on every rank; its ``NASError`` (a refusal, missing data) is
+    raised on every rank, so that all stop, not just rank 0 (a short collective: every rank calls this)."""
     if not ctx.enabled:
-        return [obj]
-    out: list[Any] = [None] * ctx.world_size
-    dist.all_gather_object(out, obj)
-    return out
+        return fn()
+    result, problem = None, None
+    if ctx.is_main:
+        try:
+            result = fn()
+        except NASError as exc:
+            problem = (isinstance(exc, ConfigError), str(exc))
+    problem, result = broadcast_object((problem, result), ctx)
+    if problem:
+        raise (ConfigError if problem[0] else NASError)(problem[1])
+    return result
 
 
-def barrier(ctx: DistContext) -> None:
-    """Wait for every rank."""
-    if ctx.enabled:
-        dist.barrier()
+def job_store(ctx: DistContext) -> Any:
+    """The store of the torchrun job ``ctx`` belongs to (None when single-process)."""
+    if not ctx.enabled:
+        return None
+    return dist.distributed_c10d._get_default_store()
 
 
 def store_barrier(ctx: DistContext, name: str, *, timeout_s: float | None = None, poll_s: float = 0.2) -> bool:
@@ -95,7 +107,7 @@ def store_barrier(ctx: DistContext, name: str, *, timeout_s: float | None = None
     but ``timeout_s`` (None: as long as it takes). True when all arrived."""
     if not (ctx.enabled and dist.is_initialized()):
         return True
-    store = dist.distributed_c10d._get_default_store()
+    store = job_store(ctx)
     key = f"nasbarrier/{name}"
     store.add(key, 1)
     t0 = time.monotonic()

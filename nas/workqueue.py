@@ -19,9 +19,7 @@ import threading
 import time
 from typing import Any, Callable
 
-import torch.distributed as dist
-
-from nas.distributed import DistContext
+from nas.distributed import DistContext, job_store
 from nas.io import _default as _json_default  # the toolkit's JSON encoding of numpy/torch scalars, tuples
 
 _GENERATION: dict[tuple[str, int], int] = {}  # queues of one name made so far per rank: ranks make them in step
@@ -35,13 +33,6 @@ def dumps(value: Any) -> str:
 def as_sent(value: Any) -> Any:
     """``value`` as a rank receives it through the store: the same on rank 0 and elsewhere."""
     return json.loads(dumps(value))
-
-
-def job_store(ctx: DistContext) -> Any:
-    """The store of the torchrun job ``ctx`` belongs to (None when single-process)."""
-    if not ctx.enabled:
-        return None
-    return dist.distributed_c10d._get_default_store()
 
 
 class Board:

@@ -24,7 +24,7 @@ from genotypes import Genotype, parse_genotype
 from nas.benchmarks import NB301_OPS, load_nb301, nb301_predict
 from nas.data import TensorLoader, load_dataset, resolve_dataset
 from nas.device import configure_threads, resolve_device
-from nas.distributed import DistContext, broadcast_object, cleanup, init_distributed
+from nas.distributed import DistContext, cleanup, init_distributed, on_main
 from nas.errors import ConfigError, NASError
 from nas.ffcv_data import INSTALL_HINT, ffcv_available, ffcv_loaders
 from nas.io import atomic_write_json, atomic_write_text, attach_log_file, get_logger, read_json, run_metadata
@@ -189,17 +189,7 @@ def search_main(args: argparse.Namespace) -> int:
         torch.backends.cudnn.benchmark = True  # SE 135
         data = load_search_data(args, device)
         folder = RunFolder(run_dir, result_config(args, data), what=f"PertNAS run {run_dir}")
-        problem = None
-        if ctx.is_main:
-            try:
-                folder.open(overwrite=args.overwrite)
-            except NASError as exc:  # every rank stops on rank 0's refusal
-                problem = f"{type(exc).__name__}:{exc}"
-        problem, run_token = broadcast_object((problem, uuid.uuid4().hex), ctx)
-        if problem:
-            name, msg = problem.split(":", 1)
-            raise (ConfigError if name == "ConfigError" else NASError)(msg)
-        token = run_token
+        token = on_main(lambda: (folder.open(overwrite=args.overwrite), uuid.uuid4().hex)[1], ctx)
         attach_log_file(logger, run_dir / f"log_p{ctx.rank}.txt")
         logger.info("rank %d/%d on %s (%s), population %s; data %s: %d classes, %d train / %d valid batches; "
                     "args %s", ctx.rank, ctx.world_size, device, ctx.backend or "one process", args.population,

@@ -26,7 +26,7 @@ from torch.utils.tensorboard import SummaryWriter
 from nas.checkpoint import load_checkpoint
 from nas.cli import add_runtime_args, setup_threads
 from nas.data import resolve_dataset
-from nas.distributed import DistContext, broadcast_object, cleanup, init_distributed
+from nas.distributed import DistContext, cleanup, init_distributed, on_main
 from nas.errors import ConfigError, NASError
 from nas.estimators.factory import build_estimator, estimator_kind
 from nas.io import atomic_write_json, get_logger, run_metadata
@@ -160,19 +160,16 @@ def search_main(args: argparse.Namespace, method: str | None = None) -> int:
     setup_threads(args.threads, world_size=ctx.world_size if ctx.device == "cpu" else 1)
     failed = True
     try:
-        problem, resume = None, None
-        if ctx.is_main:
-            try:
-                problem, resume = _open_run(folder, args, json_path, ckpt_path)
-            except NASError as exc:  # every rank stops on rank 0's refusal, not just rank 0
-                problem = f"{type(exc).__name__}:{exc}"
-        problem = broadcast_object(problem, ctx)
-        if problem == "done":
+        opened: dict[str, Any] = {}  # rank 0: the checkpoint state to resume from
+
+        def open_run() -> bool:
+            done, opened["resume"] = _open_run(folder, args, json_path, ckpt_path)
+            return done
+
+        if on_main(open_run, ctx):  # complete already
             failed = False
             return 0
-        if problem:
-            name, msg = problem.split(":", 1)
-            raise (ConfigError if name == "ConfigError" else NASError)(msg)
+        resume = opened.get("resume")
         code = _search(args, method, encoding, kind, config, ctx, folder, json_path, ckpt_path, log_path,
                        out / f"tb_{stem}", resume, started)
         failed = False
@@ -183,8 +180,8 @@ def search_main(args: argparse.Namespace, method: str | None = None) -> int:
         cleanup(ctx, timeout_s=None, failed=failed)
 
 
-def _open_run(folder: RunFolder, args, json_path: Path, ckpt_path: Path) -> tuple[str | None, dict | None]:
-    """Lock and check the run; ('done', None) when it is complete, else (None, checkpoint state or None)."""
+def _open_run(folder: RunFolder, args, json_path: Path, ckpt_path: Path) -> tuple[bool, dict | None]:
+    """Lock and check the run; (True, None) when it is complete, else (False, checkpoint state or None)."""
     folder.lock.acquire()
     state = None
     if ckpt_path.exists() and not args.overwrite:  # a corrupt or incomplete state file: say so first
@@ -198,12 +195,12 @@ def _open_run(folder: RunFolder, args, json_path: Path, ckpt_path: Path) -> tupl
         if json_path.exists():
             raise ConfigError(f"{json_path} exists without its checkpoint {ckpt_path.name}; pass --overwrite "
                               "or another --run_id")
-        return None, None
+        return False, None
     if json_path.exists() and len(state["history"]) >= args.n_iters:
         print(f"{json_path} is complete ({len(state['history'])} evaluations); nothing to do "
               "(--overwrite starts over, a larger --n_iters extends it)")
-        return "done", None
-    return None, state
+        return True, None
+    return False, state
 
 
 def _search(args, method, encoding, kind, config, ctx: DistContext, folder: RunFolder, json_path, ckpt_path,
