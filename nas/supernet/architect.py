@@ -72,19 +72,19 @@ class Architect:
         dalpha = v_grads[: len(v_alphas)]
         dw = [g if g is not None else torch.zeros_like(w) for g, w in zip(v_grads[len(v_alphas):], v_weights)]
         # finite-difference Hessian-vector product, eps = 0.01 / ||dw|| (DARTS architect.py)
-        eps = 0.01 / torch.cat([d.reshape(-1) for d in dw]).norm().clamp_min(1e-12)
+        eps = float(0.01 / torch.cat([d.reshape(-1) for d in dw]).norm().clamp_min(1e-12))  # one host sync
         weights = model.weights()
         with torch.no_grad():
             for p, d in zip(weights, dw):
-                p.add_(d, alpha=float(eps))
+                p.add_(d, alpha=eps)
         dpos = torch.autograd.grad(F.cross_entropy(model(trn_x), trn_y), model.alphas())
         with torch.no_grad():
             for p, d in zip(weights, dw):
-                p.sub_(d, alpha=2.0 * float(eps))
+                p.sub_(d, alpha=2.0 * eps)
         dneg = torch.autograd.grad(F.cross_entropy(model(trn_x), trn_y), model.alphas())
         with torch.no_grad():
             for p, d in zip(weights, dw):
-                p.add_(d, alpha=float(eps))
+                p.add_(d, alpha=eps)
         # DARTS divides by 2*eps; pt.darts' "(p-n) / 2.*eps" (architect.py 68, copied by BPE) multiplies by
         # eps/2 through operator precedence, shrinking the Hessian term by eps**2: corrected here, documented.
         return [da - xi * (p - n) / (2.0 * eps) for da, p, n in zip(dalpha, dpos, dneg)]

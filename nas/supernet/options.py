@@ -97,8 +97,6 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         fields["lr"] = args.lr_dartspt
     if args.lr_min_alias is not None:
         fields["lr_min"] = args.lr_min_alias
-    if fields.get("lr_min") is None or (args.lr_min is None and args.lr_min_alias is None):
-        fields["lr_min"] = 0.001  # DARTS-PT's learning_rate_min and pt.darts' w_lr_min
     if args.unrolled:
         fields["unrolled"] = True
     fields.update(dataset=resolve_dataset(args.dataset, args.data_path), data_path=args.data_path,

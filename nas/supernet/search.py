@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ from nas.spaces import get_space
 from nas.supernet.architect import Architect
 from nas.supernet.sdarts import METHODS as SDARTS_METHODS
 from nas.supernet.sdarts import SDartsPerturbation, epsilon_at, make_perturbation
-from nas.train import evaluate, train_epoch
+from nas.train import epoch_lr, evaluate, train_epoch
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +119,7 @@ class SearchConfig:
 
     def lr_at(self, epoch: int) -> float:
         """The weight learning rate of ``epoch`` (cosine to ``lr_min``; see ``scheduler_step``)."""
-        t = epoch + 1 if self.scheduler_step == "before" else epoch
-        return self.lr_min + (self.lr - self.lr_min) * (1 + math.cos(math.pi * t / self.epochs)) / 2
+        return epoch_lr(self, epoch)
 
 
 # ============================================================================= the pieces
