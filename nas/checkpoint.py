@@ -82,3 +82,21 @@ def python_rng_from_list(state: list[Any]) -> random.Random:
     rng = random.Random()
     rng.setstate((state[0], tuple(state[1]), state[2]))
     return rng
+
+
+def ckpt_name(epoch: int | None) -> str:
+    """A run folder's latest checkpoint (``checkpoint.pt``) or the one after ``epoch`` epochs."""
+    return "checkpoint.pt" if epoch is None else f"checkpoint_{epoch}.pt"
+
+
+def find_checkpoint(run_dir: Path, epoch: int | None) -> Path:
+    """The latest checkpoint of a run, or the one after ``epoch`` epochs; NASError if missing."""
+    p = run_dir / ckpt_name(epoch)
+    if epoch is not None and not p.is_file():
+        latest = run_dir / ckpt_name(None)
+        if latest.is_file() and load_checkpoint(latest).get("epoch") == epoch:
+            p = latest
+    if not p.is_file():
+        have = sorted(q.name for q in run_dir.glob("checkpoint*.pt"))
+        raise NASError(f"{p}: no such checkpoint; {run_dir} has: {', '.join(have) or 'none'}")
+    return p

@@ -9,7 +9,9 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from scipy import stats
+import numpy as np
+
+from nas.ranking import finite_or_worst, kendall_tau, spearman
 
 
 def _pyplot():
@@ -78,11 +80,8 @@ def estimate_scatter(panels: Sequence[tuple[str, Sequence[float], Sequence[float
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows), squeeze=False)
     for ax, (name, est, tru) in zip(axes.flat, panels):
         finite = [(e, t) for e, t in zip(est, tru) if math.isfinite(e)]
-        # correlations as the criteria table computes them (nas.ranking: a non-finite estimate ranks last)
-        worst = min((e for e, _ in finite), default=0.0) - 1.0
-        ranked = [e if math.isfinite(e) else worst for e in est]
-        rho = stats.spearmanr(ranked, tru).statistic
-        tau = stats.kendalltau(ranked, tru).statistic
+        ranked, _ = finite_or_worst(np.asarray(est, dtype=float))  # as the criteria table ranks them
+        rho, tau = spearman(ranked, tru), kendall_tau(ranked, tru)
         ax.scatter([t for _, t in finite], [e for e, _ in finite], s=6, alpha=0.6)
         dropped = f"\n{len(est) - len(finite)} non-finite estimate(s) ranked last, not drawn" \
             if len(finite) < len(est) else ""

@@ -147,7 +147,7 @@ def oneshot_average(est: Sequence[float]) -> float:
     return float(np.mean(np.asarray(est, dtype=float)))
 
 
-def _finite_or_worst(est: np.ndarray) -> tuple[np.ndarray, int]:
+def finite_or_worst(est: np.ndarray) -> tuple[np.ndarray, int]:
     """Non-finite estimates (a failed jacob_cov) ranked last, as aw_nas' fig. 4 script does."""
     bad = ~np.isfinite(est)
     if not bad.any():
@@ -165,7 +165,7 @@ def evaluate_all(est: Sequence[float], truth: Sequence[float], ks: Sequence[floa
     e, t = _arrays(est, truth)
     if not np.all(np.isfinite(t)):
         raise ValueError(f"{setting}: the ground truth holds non-finite values")
-    e, n_bad = _finite_or_worst(e)
+    e, n_bad = finite_or_worst(e)
     out: dict[str, Any] = {
         "setting": setting,
         "n": int(e.size),

@@ -18,6 +18,7 @@ writes into a run folder and goes through :class:`RunFolder`:
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import json
@@ -53,6 +54,13 @@ def first_difference(old: dict[str, Any], new: dict[str, Any], ignore: Iterable[
 def normalize_path(p: str | os.PathLike | None) -> str | None:
     """A path as a config value: ``data/`` and ``data`` are the same setting."""
     return None if p is None else os.path.normpath(str(p))
+
+
+def config_record(cfg: Any) -> dict[str, Any]:
+    """A config dataclass as a run's config.json (its ``data_path`` normalised)."""
+    d = dataclasses.asdict(cfg)
+    d["data_path"] = normalize_path(d["data_path"])
+    return d
 
 
 class RunLock:

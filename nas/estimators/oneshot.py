@@ -156,18 +156,16 @@ class SinglePathEstimator:
 
 
 def oneshot_for_run(run_dir: str, *, space: Any, dataset: str, data_path: str, device: torch.device,
-                    epoch: int | None, limit_valid: int | None, out: str | Path, overwrite: bool = False
-                    ) -> tuple[Any, list[str]]:
-    """The one-shot estimator of a run folder (single-path or search.py) and the CSV columns it fills."""
+                    epoch: int | None, limit_valid: int | None, out: str | Path, overwrite: bool = False) -> Any:
+    """The one-shot estimator of a run folder (single-path or search.py); its columns: scoring.oneshot_columns."""
     if is_singlepath_run(run_dir):
         cfg, _ = load_singlepath(run_dir, epoch=epoch)
         if get_space(cfg.space).kind != space.kind:
             raise ConfigError(f"--oneshot {run_dir} trained space {cfg.space!r}, not {space.name!r}")
-        est = SinglePathEstimator(run_dir, f"{out}.oneshot_classes.csv", device, epoch=epoch, data_path=data_path,
-                                  limit_valid=limit_valid, overwrite=overwrite)
-        return est, list(SinglePathEstimator.columns)
+        return SinglePathEstimator(run_dir, f"{out}.oneshot_classes.csv", device, epoch=epoch, data_path=data_path,
+                                   limit_valid=limit_valid, overwrite=overwrite)
     scfg, _ = load_search(run_dir, epoch=epoch, device=device)
     if (scfg.space == "nb201") != (space.kind == "nb201"):
         raise ConfigError(f"--oneshot {run_dir} searched space {scfg.space!r}, not {space.name!r}")
     vdata = load_dataset(dataset, data_path, valid=scfg.train_portion, limit_valid=limit_valid or 1024)
-    return OneShotEstimator(run_dir, vdata, device, epoch=epoch), ["oneshot"]
+    return OneShotEstimator(run_dir, vdata, device, epoch=epoch)

@@ -55,7 +55,7 @@ def build_scorers(args: Any, space: Any, names: list[str], device: torch.device,
         if world_size > 1 and is_singlepath_run(args.oneshot):
             raise ConfigError("--oneshot of a single-path run keeps a per-class file: score it in one process "
                               "(each isomorphism class is evaluated once; 6,466 for all of NAS-Bench-201)")
-        oneshot, _ = oneshot_for_run(args.oneshot, space=space, dataset=args.dataset, data_path=args.data_path,
+        oneshot = oneshot_for_run(args.oneshot, space=space, dataset=args.dataset, data_path=args.data_path,
                                      device=device, epoch=args.oneshot_epoch, limit_valid=args.oneshot_limit_valid,
                                      out=args.out, overwrite=args.overwrite)
     return proxies, oneshot

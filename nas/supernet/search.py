@@ -31,12 +31,12 @@ from torch.utils.tensorboard import SummaryWriter
 
 from models.supernets import DartsSupernet, NB201Supernet, Supernet
 from nas.benchmarks import BenchmarkReport
-from nas.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from nas.checkpoint import ckpt_name, find_checkpoint, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from nas.data import TensorLoader, load_dataset
 from nas.errors import ConfigError, NASError
 from nas.io import atomic_write_json, log_to_file, read_json, run_metadata
 from nas.progress import bar
-from nas.rundir import RunFolder, normalize_path
+from nas.rundir import RunFolder, config_record
 from nas.seeds import child_seed
 from nas.spaces import get_space
 from nas.supernet.architect import Architect
@@ -125,11 +125,13 @@ class SearchConfig:
 # ============================================================================= the pieces
 
 
-def build_supernet(space: str, *, C: int, layers: int, n_classes: int, in_channels: int = 3) -> Supernet:
-    """``nb201`` (``layers`` = cells per stage) or a DARTS space (``layers`` = cells), candidates from nas.spaces."""
+def build_supernet(space: str, *, C: int, layers: int, n_classes: int, in_channels: int = 3,
+                   dropout: float = 0.0) -> Supernet:
+    """``nb201`` (``layers`` = cells per stage) or a DARTS space (``layers`` = cells), candidates from nas.spaces;
+    ``dropout`` before NB201's classifier (aw_nas' single-path preset)."""
     sp = get_space(space)
     if sp.kind == "nb201":
-        return NB201Supernet(C=C, N=layers, n_classes=n_classes, in_channels=in_channels)
+        return NB201Supernet(C=C, N=layers, n_classes=n_classes, in_channels=in_channels, dropout=dropout)
     return DartsSupernet(sp.supernet_ops, C=C, layers=layers, n_classes=n_classes, in_channels=in_channels)
 
 
@@ -207,23 +209,6 @@ def alphas_dict(model: Supernet) -> dict[str, list[list[float]]]:
             for ct in model.cell_types}
 
 
-def ckpt_name(epoch: int | None) -> str:
-    return "checkpoint.pt" if epoch is None else f"checkpoint_{epoch}.pt"
-
-
-def find_checkpoint(run_dir: Path, epoch: int | None) -> Path:
-    """The latest checkpoint of a run, or the one after ``epoch`` epochs; NASError if missing."""
-    p = run_dir / ckpt_name(epoch)
-    if epoch is not None and not p.is_file():
-        latest = run_dir / ckpt_name(None)
-        if latest.is_file() and load_checkpoint(latest).get("epoch") == epoch:
-            p = latest
-    if not p.is_file():
-        have = sorted(q.name for q in run_dir.glob("checkpoint*.pt"))
-        raise NASError(f"{p}: no such checkpoint; {run_dir} has: {', '.join(have) or 'none'}")
-    return p
-
-
 def config_of(state: dict) -> SearchConfig:
     """The SearchConfig a checkpoint was made with (fields of older versions keep their defaults)."""
     fields = {f.name for f in dataclasses.fields(SearchConfig)}
@@ -245,12 +230,6 @@ def load_search(run_dir: str | Path, *, epoch: int | None, device: torch.device)
 # ============================================================================= the run
 
 
-def _config_json(cfg: SearchConfig) -> dict[str, Any]:
-    d = dataclasses.asdict(cfg)
-    d["data_path"] = normalize_path(d["data_path"])
-    return d
-
-
 def run_search(cfg: SearchConfig, run_dir: str | Path, *, device: torch.device, data=None,
                resume_epoch: int | None = None, overwrite: bool = False, ckpt_interval: int = 0,
                report: BenchmarkReport | None = None, logger: logging.Logger | None = None, tensorboard: bool = True,
@@ -267,7 +246,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, *, device: torch.device, 
     report = report or BenchmarkReport()
     started = time.time()
     run_dir = Path(run_dir)
-    folder = RunFolder(run_dir, _config_json(cfg), ignore=("epochs", "data_path"), what=f"search run {run_dir}")
+    folder = RunFolder(run_dir, config_record(cfg), ignore=("epochs", "data_path"), what=f"search run {run_dir}")
     try:
         folder.open(overwrite=overwrite and resume_epoch is None, write_config=False)
         with log_to_file(logger, run_dir / log_file if log_file else None):
@@ -284,7 +263,7 @@ def _search(cfg: SearchConfig, folder: RunFolder, *, device, data, resume_epoch,
     latest = run_dir / ckpt_name(None)
     state = load_checkpoint(find_checkpoint(run_dir, resume_epoch)) if resume_epoch is not None or latest.is_file() \
         else None
-    atomic_write_json(folder.config_path, _config_json(cfg))
+    atomic_write_json(folder.config_path, config_record(cfg))
     data = data if data is not None else load_search_data(cfg)
     model = build_search_model(cfg, data.n_classes, data.in_channels, device)
     if channels_last:

@@ -35,8 +35,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from genotypes import nb201_ops
-from models.supernets import DartsSupernet, NB201Supernet, Supernet
+from models.supernets import Supernet
 from nas.checkpoint import (
+    find_checkpoint,
     get_rng_state,
     load_checkpoint,
     python_rng_from_list,
@@ -46,11 +47,12 @@ from nas.checkpoint import (
 )
 from nas.data import TensorLoader, load_dataset
 from nas.errors import ConfigError, NASError
-from nas.io import atomic_write_json, log_to_file, run_metadata
+from nas.io import atomic_write_json, log_to_file, read_json, run_metadata
 from nas.nb201_iso import check_valid_arch, deiso_list, live_edges
-from nas.rundir import RunFolder, normalize_path
+from nas.rundir import CONFIG, RunFolder, config_record
 from nas.seeds import child_seed
 from nas.spaces import edge_index, get_space
+from nas.supernet.search import build_supernet
 from nas.train import train_epoch
 
 log = logging.getLogger(__name__)
@@ -202,14 +204,8 @@ def build_singlepath_model(cfg: SinglePathConfig, n_classes: int, in_channels: i
                            ) -> Supernet:
     """The supernet of ``cfg`` (weights initialised from the run's seed)."""
     torch.manual_seed(child_seed(cfg.seed, "init"))
-    sp = get_space(cfg.space)
-    if sp.kind == "nb201":
-        model = NB201Supernet(C=cfg.init_channels, N=cfg.layers, n_classes=n_classes, in_channels=in_channels,
-                              dropout=cfg.dropout)
-    else:
-        model = DartsSupernet(sp.supernet_ops, C=cfg.init_channels, layers=cfg.layers, n_classes=n_classes,
-                              in_channels=in_channels)
-    return model.to(device)
+    return build_supernet(cfg.space, C=cfg.init_channels, layers=cfg.layers, n_classes=n_classes,
+                          in_channels=in_channels, dropout=cfg.dropout).to(device)
 
 
 def load_singlepath_data(cfg: SinglePathConfig, **overrides: Any) -> Any:
@@ -221,33 +217,23 @@ def load_singlepath_data(cfg: SinglePathConfig, **overrides: Any) -> Any:
 
 def is_singlepath_run(run_dir: str | Path) -> bool:
     """Whether ``run_dir`` was written by train_oneshot.py (rather than search.py)."""
-    p = Path(run_dir) / "checkpoint.pt"
-    return p.is_file() and load_checkpoint(p).get("trainer") == "singlepath"
+    p, cfg = Path(run_dir) / "checkpoint.pt", Path(run_dir) / CONFIG
+    if not p.is_file():
+        return False
+    saved = read_json(cfg) if cfg.is_file() else load_checkpoint(p)  # the small file when it is there
+    return isinstance(saved, dict) and saved.get("trainer") == "singlepath"
 
 
 def load_singlepath(run_dir: str | Path, *, epoch: int | None = None, device: torch.device | str = "cpu"
                     ) -> tuple[SinglePathConfig, dict]:
     """Config and checkpoint state of a single-path run (``epoch``: checkpoint_<E>.pt)."""
-    run_dir = Path(run_dir)
-    p = run_dir / ("checkpoint.pt" if epoch is None else f"checkpoint_{epoch}.pt")
-    latest = run_dir / "checkpoint.pt"
-    if not p.is_file() and latest.is_file() and load_checkpoint(latest).get("epoch") == epoch:
-        p = latest  # the last epoch is in checkpoint.pt whatever --save_every was
-    if not p.is_file():
-        have = sorted(q.name for q in run_dir.glob("checkpoint*.pt")) if run_dir.is_dir() else []
-        raise NASError(f"{p}: no such checkpoint; {run_dir} has: {', '.join(have) or 'none'}")
-    state = load_checkpoint(p, map_location=device)
+    # the last epoch is in checkpoint.pt whatever --save_every was
+    state = load_checkpoint(find_checkpoint(Path(run_dir), epoch), map_location=device)
     fields = {f.name for f in dataclasses.fields(SinglePathConfig)}
     return SinglePathConfig(**{k: v for k, v in state["config"].items() if k in fields}), state
 
 
 # ============================================================================= training
-
-
-def _config_json(cfg: SinglePathConfig) -> dict[str, Any]:
-    d = dataclasses.asdict(cfg)
-    d["data_path"] = normalize_path(d["data_path"])
-    return {"trainer": "singlepath", **d}
 
 
 def run_singlepath(cfg: SinglePathConfig, run_dir: str | Path, *, device: torch.device, data=None,
@@ -258,7 +244,8 @@ def run_singlepath(cfg: SinglePathConfig, run_dir: str | Path, *, device: torch.
     cfg.check()
     logger = logger or log
     started = time.time()
-    folder = RunFolder(run_dir, _config_json(cfg), ignore=("epochs", "data_path"), what=f"single-path run {run_dir}")
+    folder = RunFolder(run_dir, {"trainer": "singlepath", **config_record(cfg)}, ignore=("epochs", "data_path"),
+                       what=f"single-path run {run_dir}")
     with folder:
         folder.open(overwrite=overwrite)
         with log_to_file(logger, folder.path / "oneshot.log"):
