@@ -271,14 +271,17 @@ def bpe_random_genotype(rs) -> Genotype:
     return make_genotype(parse_alphas(w[:N_EDGES]), parse_alphas(w[N_EDGES:]))
 
 
+def arch_lines(path: str | Path) -> list[tuple[int, str]]:
+    """(line number, text) of each architecture line of a text file: blank lines and # comments skipped."""
+    lines = ((i, line.strip()) for i, line in enumerate(read_text_file(path).splitlines(), 1))
+    return [(i, line) for i, line in lines if line and not line.startswith("#")]
+
+
 def read_arch_file(path: str | Path, space: DartsSpace | NB201Space) -> list:
     """The architectures of a text file, one per line (blank lines and # comments skipped), parsed by ``space``;
     a bad line is a GenotypeError naming file and line, a binary or huge file a NASError, an empty one a ConfigError."""
     out = []
-    for i, line in enumerate(read_text_file(path).splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+    for i, line in arch_lines(path):
         try:
             out.append(space.parse(line))
         except ValueError as exc:

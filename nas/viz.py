@@ -19,7 +19,8 @@ from typing import Any
 
 from genotypes import Genotype, parse_genotype, parse_nb201
 from nas.errors import NASError
-from nas.io import atomic_write_bytes, read_json, read_text_file
+from nas.io import atomic_write_bytes, read_json
+from nas.spaces import arch_lines
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,10 @@ def arch_from_source(value: str) -> str:
         if not isinstance(arch, str):
             raise NASError(f"{path}: no 'genotype' or 'best_genotype' string in it")
         return arch
-    lines = [ln.strip() for ln in read_text_file(path).splitlines() if ln.strip() and not ln.startswith("#")]
+    lines = arch_lines(path)
     if not lines:
         raise NASError(f"{path}: no architecture line in it")
-    return lines[0]
+    return lines[0][1]
 
 
 def dot_available() -> bool:

@@ -84,3 +84,9 @@ def test_draw_cell_cli_reads_result_files(tmp_path, capsys):
     assert (tmp_path / "b.png").is_file() and not (tmp_path / "b.pdf").exists()
     assert run_cli(draw_cell.main, ["--arch", "NOPE", "--out", str(tmp_path / "c")]) == 1
     assert "known name" in capsys.readouterr().err
+
+
+def test_a_cell_file_is_read_as_the_arch_files_are_indented_comments_included(tmp_path):
+    f = tmp_path / "cells.txt"
+    f.write_text("\n  # searched by run 3\nDARTS_V2\nDARTS_V1\n")
+    assert viz.arch_from_source(str(f)) == "DARTS_V2"
