@@ -15,19 +15,3 @@ class NASError(Exception):
 
 class ConfigError(NASError, ValueError):
     """A setting or input value that is not allowed; the message lists the allowed ones: exit 2."""
-
-
-def check_positive(name: str, value: float | int | None, *, allow_none: bool = True, zero: bool = False) -> None:
-    """``ConfigError`` unless ``value`` is a finite number > 0 (>= 0 with ``zero``); ``name`` is the flag."""
-    if value is None:
-        if allow_none:
-            return
-        raise ConfigError(f"{name} is required")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
-    if v != v or v in (float("inf"), float("-inf")):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
-    if v < 0 or (v == 0 and not zero):
-        raise ConfigError(f"{name} must be {'>= 0' if zero else 'positive'}, got {value!r}")

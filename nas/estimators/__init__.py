@@ -8,10 +8,10 @@
 - ``build_estimator`` / ``add_estimator_args`` (factory.py): the estimator a command line asks for.
 """
 
-from nas.estimators.base import Estimator, Score, arch_text, call_score
+from nas.estimators.base import Estimator, Score, call_score
 from nas.estimators.benchmarks import NB201ApiEstimator, NB301Estimator, TableEstimator
 from nas.estimators.budgeted import BudgetedTrainingEstimator
 from nas.estimators.zeroshot import ZeroShotEstimator
 
 __all__ = ["BudgetedTrainingEstimator", "Estimator", "NB201ApiEstimator", "NB301Estimator", "Score",
-           "TableEstimator", "ZeroShotEstimator", "arch_text", "call_score"]
+           "TableEstimator", "ZeroShotEstimator", "call_score"]

@@ -40,8 +40,3 @@ def call_score(estimator: Estimator, arch: Any, *, tag: str | None = None) -> Sc
     if not isinstance(s, Score):  # a bare number is accepted from third-party estimators
         s = Score(float(s), 0.0)
     return s
-
-
-def arch_text(arch: Any) -> str:
-    """Text of an architecture: NB201 strings as they are, Genotypes via their printer."""
-    return arch if isinstance(arch, str) else str(arch)

@@ -15,7 +15,7 @@ from typing import Any
 from nas.checkpoint import get_rng_state, save_checkpoint, set_rng_state
 from nas.distributed import DistContext
 from nas.errors import NASError
-from nas.estimators.base import arch_text, call_score
+from nas.estimators.base import call_score
 from nas.progress import bar
 from nas.strategies.base import Strategy
 from nas.workqueue import Board, WorkQueue, as_sent
@@ -113,7 +113,7 @@ def run_search(strategy: Strategy, encoding: Any, estimator: Any, *, n_iters: in
             best = max(h["value"] for h in history[: rec["index"] + 1])
             if logger:
                 logger.info("eval %d/%d value %.4f best %.4f cost %.2fs arch %s", rec["index"] + 1, n_iters,
-                            rec["value"], best, rec["cost_seconds"], arch_text(rec["arch"]))
+                            rec["value"], best, rec["cost_seconds"], rec["arch"])
                 if "baseline" in rec:  # BPE run_rl.py's line, read by parse_json.py
                     logger.info("step = %d, baseline reward = %.5f", rec["index"], rec["baseline"])
             if pbar is not None:
