@@ -133,6 +133,7 @@ class FolderSplit:
 
     def __init__(self, root: Path, split: str):
         self.root, self.split, base = root, split, root / split
+        self._blob: dict | None = None  # the cache, once read
         if not base.is_dir():
             raise _missing("folder dataset", root, f"no {split}/ folder; expected {split}/<class>/*.jpg")
         self.classes = sorted(d.name for d in base.iterdir() if d.is_dir())
@@ -182,6 +183,12 @@ class FolderSplit:
         return torch.from_numpy(np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2)))
 
     def _read_cache(self) -> dict | None:
+        """The decoded split from the cache, read once per listing (train and valid slice the same blob)."""
+        if self._blob is None:
+            self._blob = self._load_cache()
+        return self._blob
+
+    def _load_cache(self) -> dict | None:
         try:
             if self.cache.is_file():
                 blob = torch.load(self.cache, weights_only=True)  # tensors only: never unpickles code
