@@ -56,7 +56,11 @@ class Architect:
         if self._v_net is None:
             self._v_net = copy.deepcopy(model)
         v_net = self._v_net
-        v_net.load_state_dict(model.state_dict())
+        with torch.no_grad():  # alphas and buffers (BN statistics, projection state); the weights are set below
+            for src, dst in zip((*model.alphas(), *model.buffers()), (*v_net.alphas(), *v_net.buffers())):
+                dst.copy_(src)
+        if v_net._proj != model._proj or v_net._edge_on != model._edge_on:
+            v_net._refresh_host()
         v_net.train(model.training)
         # virtual step w' = w - xi * (momentum + dw + wd * w)
         loss = F.cross_entropy(model(trn_x), trn_y)
