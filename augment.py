@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="capture each epoch's training step (and evaluation) as a CUDA graph and replay it: "
                         "auto = on CUDA at fp32/bf16 (fp16 trains eagerly); off = launch every kernel")
     add_data_args(p)
-    add_runtime_args(p, device=False)
+    add_runtime_args(p)
     add_budget_args(p, default="DARTS")
     p.epilog = f"Budget presets: {', '.join(PARAMS)}. Any budget flag overrides the preset's field."
     return p

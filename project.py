@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from models.supernets import Supernet
-from nas.cli import get_logger, run_cli, setup_threads
-from nas.cudagraph import CUDA_GRAPH_CHOICES, use_cuda_graph
-from nas.device import resolve_device
-from nas.progress import set_quiet
-from nas.supernet.options import add_benchmark_args, report_from_args, resolve_expid
+from nas.cli import get_logger, run_cli
+from nas.supernet.options import (
+    add_benchmark_args,
+    add_supernet_runtime_args,
+    report_from_args,
+    resolve_expid,
+    setup_supernet_runtime,
+)
 from nas.supernet.projection import ProjectionConfig, run_projection
 from nas.supernet.search import load_search
 from nas.viz import try_draw
@@ -51,11 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data_path", default=None, help="dataset folder if it moved since the search")
     p.add_argument("--limit_train", type=int, default=None, help="override the search's --limit_train")
     p.add_argument("--limit_valid", type=int, default=None, help="override the search's --limit_valid")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
-    p.add_argument("--cuda_graph", default="off", choices=CUDA_GRAPH_CHOICES,
-                   help="replay the supernet's training forward/backward from CUDA graphs (models/graphed.py): "
-                        "on/auto use them on CUDA; off (default until measured on a GPU: bench/gpu_throughput.py)")
+    add_supernet_runtime_args(p)
     p.add_argument("--no_tensorboard", action="store_true", help="do not log the decisions to <DIR>/tb/<tag>/")
     p.add_argument("--quiet", action="store_true", help="no progress bars; log to <DIR>/<tag>.log only")
     return p
@@ -63,16 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    set_quiet(args.quiet)
     if args.crit:
         args.crit_normal = args.crit_reduce = args.crit
     pcfg = ProjectionConfig(resume_epoch=args.resume_epoch, edge_decision=args.edge_decision,
                             crit_normal=args.crit_normal, crit_reduce=args.crit_reduce, crit_edge=args.crit_edge,
                             proj_intv=args.proj_intv, seed=args.seed, proj_eval=args.proj_eval)
     pcfg.check()
-    device = resolve_device(args.device)
-    setup_threads(args.threads)
-    Supernet.cuda_graphs = use_cuda_graph(args.cuda_graph, device)  # every supernet of this process
+    device = setup_supernet_runtime(args)
     run_dir = resolve_expid(args.resume_expid, args.save_path, args.space, args.dataset)
     cfg, _ = load_search(run_dir, epoch=args.resume_epoch, device=device)
     logger = get_logger("project", run_dir / f"{args.tag}.log", quiet=args.quiet)

@@ -17,12 +17,15 @@ from typing import Sequence
 
 import torch
 
-from models.supernets import Supernet
-from nas.cli import get_logger, run_cli, setup_threads
-from nas.cudagraph import CUDA_GRAPH_CHOICES, use_cuda_graph
-from nas.device import resolve_device
-from nas.progress import set_quiet
-from nas.supernet.options import add_search_args, config_from_args, report_from_args, run_folder
+from nas.cli import get_logger, run_cli
+from nas.supernet.options import (
+    add_search_args,
+    checkpoint_interval,
+    config_from_args,
+    report_from_args,
+    run_folder,
+    setup_supernet_runtime,
+)
 from nas.supernet.search import run_search
 from nas.viz import try_draw
 
@@ -31,29 +34,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="search.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_search_args(p)
-    p.add_argument("--cuda_graph", default="off", choices=CUDA_GRAPH_CHOICES,
-                   help="replay the supernet's training forward/backward from CUDA graphs (models/graphed.py): "
-                        "on/auto use them on CUDA; off (default until measured on a GPU: bench/gpu_throughput.py)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    set_quiet(args.quiet)
     cfg = config_from_args(args)
     report = report_from_args(args, cfg.space)
     run_dir = run_folder(args, cfg)
-    device = resolve_device(args.device)
-    setup_threads(args.threads)
-    Supernet.cuda_graphs = use_cuda_graph(args.cuda_graph, device)  # every supernet of this process
+    device = setup_supernet_runtime(args)
     torch.backends.cudnn.benchmark = True
-    interval = args.ckpt_interval if args.ckpt_interval is not None else \
-        0 if cfg.protocol == "bpe" else 20 if cfg.space == "nb201" else 10
     logger = get_logger("search", quiet=args.quiet)
     logger.info("%s protocol: %s", cfg.protocol, cfg)
     rec = run_search(cfg, run_dir, device=device, resume_epoch=args.resume_epoch, overwrite=args.overwrite,
-               ckpt_interval=interval, report=report, logger=logger, tensorboard=not args.no_tensorboard,
-               channels_last=args.channels_last, max_steps=args.max_steps)
+                     ckpt_interval=checkpoint_interval(args, cfg), report=report, logger=logger,
+                     tensorboard=not args.no_tensorboard, channels_last=args.channels_last, max_steps=args.max_steps)
     try_draw(rec["genotype"], run_dir / "search_cell", title=f"{run_dir.name}: {cfg.method} on {cfg.space}",
              logger=logger)
     print(f"run folder: {run_dir}")

@@ -16,7 +16,7 @@ import argparse
 import os
 from typing import Sequence
 
-from nas.cli import run_cli
+from nas.cli import add_runtime_args, run_cli
 from nas.data import add_data_args
 from nas.pertnas.run import POPULATIONS, search_main
 from nas.pertnas.search import OP_LISTS, RESTORE_MODES
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=8, help="FFCV loader worker threads (default 8)")
     p.add_argument("--cifar100", action="store_true", help="same as --dataset cifar100 (PertNAS flag)")
     p.add_argument("--image_size", type=int, default=None, help="resize images once (toolkit loader only)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per rank")
+    add_runtime_args(p)
     add_data_args(p)
     g = p.add_argument_group("search budget (PertNAS defaults)")
     g.add_argument("--batch_size", type=int, default=256)

@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 
 from models.pertnas_net import N_EDGES, PertNASNetwork, edge_inputs
-from nas.cli import run_cli
+from nas.cli import add_runtime_args, run_cli
 from nas.data import TensorLoader, add_data_args, data_from_args
 from nas.device import resolve_device
 from nas.ffcv_data import ffcv_loader, require_ffcv, write_split_files
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init_channels", type=int, default=8)
     p.add_argument("--layers", type=int, default=5)
     p.add_argument("--workers", type=int, default=2, help="FFCV loader threads")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    add_runtime_args(p)
     p.add_argument("--beton_dir", default=None, help="reuse .beton files here (else written to a temp folder)")
     return p
 

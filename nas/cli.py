@@ -49,10 +49,9 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         return 130
 
 
-def add_runtime_args(parser: argparse.ArgumentParser, *, device: bool = True) -> None:
+def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     """``--device`` (auto, cpu, cuda, cuda:N) and ``--threads`` (torch CPU threads)."""
-    if device:
-        parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: all cores; on a shared CPU 1 per process avoids spinning)")
 

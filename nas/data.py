@@ -415,7 +415,7 @@ class TensorLoader:
 
 
 def add_data_args(parser: argparse.ArgumentParser, *, dataset: str = "auto", data_path: str = "data/") -> None:
-    """--dataset --data_path --train_portion --limit_train --limit_valid --device."""
+    """--dataset --data_path --train_portion --limit_train --limit_valid (``--device``: nas.cli.add_runtime_args)."""
     g = parser.add_argument_group("data")
     g.add_argument("--dataset", default=dataset, type=str.lower, choices=DATASETS,
                    help="cifar10, cifar100, svhn (torchvision's files, or train/<class>/ folders under that name), "
@@ -427,7 +427,6 @@ def add_data_args(parser: argparse.ArgumentParser, *, dataset: str = "auto", dat
                    help="validate on the rest of train instead of the test set (e.g. 0.5)")
     g.add_argument("--limit_train", type=int, default=None, help="use only the first N training images")
     g.add_argument("--limit_valid", type=int, default=None, help="use only the first N validation images")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
 
 
 def data_from_args(args: argparse.Namespace, image_size: int | None) -> ImageData:

@@ -83,7 +83,7 @@ def add_search_args(parser: argparse.ArgumentParser, method: str | None) -> None
                         help="candidates proposed per step and scored in parallel (one per torchrun rank)")
     parser.add_argument("--overwrite", action="store_true", help="start over: remove every file of this run first")
     parser.add_argument("--quiet", action="store_true", help="log to the .log file only")
-    add_runtime_args(parser, device=False)
+    add_runtime_args(parser)
     if method in ("evolution", None):
         parser.add_argument("--pop_size", default=50, type=int, help="population size (BPE 50; NB201 paper 10)")
         parser.add_argument("--sample_size", default=10, type=int, help="tournament size (BPE 10; NB201 paper 3)")

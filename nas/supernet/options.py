@@ -12,9 +12,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
+from models.supernets import Supernet
 from nas.benchmarks import BenchmarkReport
+from nas.cli import add_runtime_args, setup_threads
+from nas.cudagraph import CUDA_GRAPH_CHOICES, use_cuda_graph
 from nas.data import add_data_args, resolve_dataset
+from nas.device import resolve_device
 from nas.errors import ConfigError
+from nas.progress import set_quiet
 from nas.spaces import get_space
 from nas.supernet.search import METHODS, PROTOCOLS, SearchConfig
 from param_setting import add_budget_args, get_budget
@@ -52,10 +59,34 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels_last", action="store_true", help="channels_last memory format")
     p.add_argument("--max_steps", type=int, default=None, help="stop each epoch after N steps (smoke tests)")
     p.add_argument("--no_tensorboard", action="store_true")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars; log to the run's .log file only")
+    add_supernet_runtime_args(p)
     add_budget_args(p, default=None)
     add_data_args(p)
+
+
+def add_supernet_runtime_args(p: argparse.ArgumentParser) -> None:
+    """``--device``, ``--threads`` and ``--cuda_graph`` of search.py and project.py."""
+    add_runtime_args(p)
+    p.add_argument("--cuda_graph", default="off", choices=CUDA_GRAPH_CHOICES,
+                   help="replay the supernet's training forward/backward from CUDA graphs (models/graphed.py): "
+                        "on/auto use them on CUDA; off (default until measured on a GPU: bench/gpu_throughput.py)")
+
+
+def setup_supernet_runtime(args: argparse.Namespace) -> torch.device:
+    """Apply ``--quiet``, ``--device``, ``--threads`` and ``--cuda_graph`` (for every supernet of this process)."""
+    set_quiet(args.quiet)
+    device = resolve_device(args.device)
+    setup_threads(args.threads)
+    Supernet.cuda_graphs = use_cuda_graph(args.cuda_graph, device)
+    return device
+
+
+def checkpoint_interval(args: argparse.Namespace, cfg: SearchConfig) -> int:
+    """``--ckpt_interval``, else DARTS-PT's 20 epochs on nb201 and 10 in the DARTS spaces (BPE keeps none)."""
+    if args.ckpt_interval is not None:
+        return args.ckpt_interval
+    return 0 if cfg.protocol == "bpe" else 20 if cfg.space == "nb201" else 10
 
 
 def add_benchmark_args(p: argparse.ArgumentParser) -> None:
