@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Sequence
 
 from nas.augment import read_archs, resolved_config, run_augment
-from nas.cli import add_runtime_args, run_cli, setup_threads
+from nas.cli import add_runtime_args, distributed_job, run_cli
 from nas.cudagraph import CUDA_GRAPH_CHOICES
 from nas.data import add_data_args, data_from_args, resolve_dataset
 from nas.device import resolve_device
-from nas.distributed import cleanup, init_distributed
 from nas.progress import set_quiet
 from param_setting import PARAMS, add_budget_args, budget_from_args
 
@@ -71,20 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.dataset = resolve_dataset(args.dataset, args.data_path)  # config.json names what was read
     budget = budget_from_args(args)
     archs = read_archs(args.space, file=args.file, text=args.arch, first=args.first)
-    ctx = init_distributed(args.device)
-    failed = True
-    try:
-        setup_threads(args.threads, world_size=ctx.world_size if ctx.device == "cpu" else 1)
-        device = resolve_device(ctx.device)
+    with distributed_job(args.device, args.threads) as ctx:
         data = data_from_args(args, budget.image_size)
         run_dir = Path(args.save_path) / args.name
-        doc = run_augment(archs, space_kind=args.space, budget=budget, data=data, device=device, seed=args.seed,
-                          run_dir=run_dir, config=resolved_config(args, budget), overwrite=args.overwrite,
-                          quiet=args.quiet, ctx=ctx, cuda_graph=args.cuda_graph)
-        failed = False
-    finally:
-        # ranks finish their last cell at different times: wait on the store as long as it takes
-        cleanup(ctx, timeout_s=None, failed=failed)
+        doc = run_augment(archs, space_kind=args.space, budget=budget, data=data, device=resolve_device(ctx.device),
+                          seed=args.seed, run_dir=run_dir, config=resolved_config(args, budget),
+                          overwrite=args.overwrite, quiet=args.quiet, ctx=ctx, cuda_graph=args.cuda_graph)
     if not ctx.is_main:
         return 0
     best = max(doc["records"], key=lambda r: r["valid_acc"])

@@ -16,17 +16,11 @@ All of NAS-Bench-201 on one GPU with 4 processes sharing it (any rank takes the 
 from __future__ import annotations
 
 import argparse
-import contextlib
 from typing import Sequence
 
-from nas.cli import UsageError, add_runtime_args, get_logger, run_cli, setup_threads
-from nas.device import resolve_device
-from nas.distributed import broadcast_object, cleanup, init_distributed
+from nas.cli import add_runtime_args, run_cli
 from nas.estimators import zeroshot as zs
-from nas.estimators.scoring import ScoreTable, build_scorers, oneshot_columns, score_all, select_archs
-from nas.progress import set_quiet
-from nas.rundir import normalize_path
-from nas.spaces import get_space
+from nas.estimators.scoring import score_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,43 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Score the architectures and write the CSV (under torchrun: ranks share the work, rank 0 writes)."""
-    args = build_parser().parse_args(argv)
-    set_quiet(args.quiet)
-    log = get_logger("zero_shot", quiet=args.quiet)
-    names = zs.check_measures(args.measures)
-    columns = names + oneshot_columns(args.oneshot)
-    if not columns:
-        raise UsageError("nothing to score: give --measures and/or --oneshot RUN_DIR")
-    if args.batch_size < 2:
-        raise UsageError("--batch_size must be at least 2 (jacob_cov and relu_logdet compare samples)")
-    space = get_space(args.space)
-    archs = select_archs(space, file=args.archs, sample=args.sample, seed=args.seed, every=args.all)
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "overwrite", "device", "threads", "archs",
-                                                                  "sample", "seed", "all", "quiet")}
-    settings["data_path"] = normalize_path(args.data_path)
-    ctx = init_distributed(args.device)
-    table, failed = None, True
-    try:
-        device = resolve_device(ctx.device)
-        setup_threads(args.threads, world_size=ctx.world_size if device.type == "cpu" else 1)
-        todo = None
-        if ctx.is_main:
-            table = ScoreTable(args.out, arch_column="arch_str" if space.kind == "nb201" else "genotype",
-                               columns=columns, settings=settings, overwrite=args.overwrite)
-            todo = [i for i, a in enumerate(archs) if space.key(a) not in table.done]
-            log.info("%d architectures, %d already in %s", len(archs), len(archs) - len(todo), args.out)
-        todo = broadcast_object(todo, ctx)  # a short collective: every rank is here
-        if todo:
-            proxies, oneshot = build_scorers(args, space, names, device, world_size=ctx.world_size)
-            with contextlib.closing(oneshot) if hasattr(oneshot, "close") else contextlib.nullcontext():
-                score_all([archs[i] for i in todo], space, table, proxies=proxies, oneshot=oneshot, logger=log,
-                          ctx=ctx)
-        failed = False
-    finally:
-        if table is not None:
-            table.close()
-        cleanup(ctx, timeout_s=None, failed=failed)
-    return 0
+    return score_main(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

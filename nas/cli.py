@@ -9,13 +9,15 @@ The core raises those errors; only scripts map them to exit codes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from genotypes import GenotypeError
 from nas.device import configure_threads
+from nas.distributed import DistContext, cleanup, init_distributed
 from nas.errors import ConfigError, NASError
 from nas.io import get_logger, route_package_logs
 
@@ -61,3 +63,18 @@ def setup_threads(threads: int | None, *, world_size: int = 1) -> None:
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be positive, got {threads}")
     configure_threads(threads, world_size=world_size)
+
+
+@contextlib.contextmanager
+def distributed_job(device: str, threads: int | None) -> Iterator[DistContext]:
+    """Join the torchrun job (or run alone), apply ``--threads`` (the cores split over CPU ranks), and leave
+    together: ranks finish their last piece of work at different times, so a rank waits on the store as long
+    as a peer works; a rank leaving on an error does not wait."""
+    ctx = init_distributed(device)
+    failed = True
+    try:
+        setup_threads(threads, world_size=ctx.world_size if ctx.device == "cpu" else 1)
+        yield ctx
+        failed = False
+    finally:
+        cleanup(ctx, timeout_s=None, failed=failed)

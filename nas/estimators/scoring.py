@@ -6,21 +6,25 @@ scored once by whichever rank is free, and rank 0 alone appends the rows (``nas.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 
+from nas.cli import distributed_job, get_logger
 from nas.data import load_dataset
-from nas.distributed import DistContext
+from nas.device import resolve_device
+from nas.distributed import DistContext, on_main
 from nas.errors import ConfigError
 from nas.estimators import zeroshot as zs
 from nas.estimators.oneshot import SinglePathEstimator, oneshot_for_run
 from nas.estimators.scoretable import ScoreTable
 from nas.estimators.zeroshot import score_architecture
-from nas.progress import bar
-from nas.spaces import read_arch_file
+from nas.progress import bar, set_quiet
+from nas.rundir import normalize_path
+from nas.spaces import get_space, read_arch_file
 from nas.supernet.singlepath import is_singlepath_run
 from nas.workqueue import WorkQueue
 
@@ -140,3 +144,40 @@ def select_archs(space: Any, *, file: str | None = None, sample: int | None = No
         raise ConfigError(f"--sample must be positive, got {sample}")
     rng = random.Random(seed)
     return [space.sample(rng) for _ in range(sample)]
+
+
+def score_main(args: Any) -> int:
+    """zero_shot.py after parsing: score the architectures into ``--out``, resumably (under torchrun the ranks
+    share the work and rank 0 writes; a refusal of the CSV stops every rank)."""
+    set_quiet(args.quiet)
+    log = get_logger("zero_shot", quiet=args.quiet)
+    names = zs.check_measures(args.measures)
+    columns = names + oneshot_columns(args.oneshot)
+    if not columns:
+        raise ConfigError("nothing to score: give --measures and/or --oneshot RUN_DIR")
+    if args.batch_size < 2:
+        raise ConfigError("--batch_size must be at least 2 (jacob_cov and relu_logdet compare samples)")
+    space = get_space(args.space)
+    archs = select_archs(space, file=args.archs, sample=args.sample, seed=args.seed, every=args.all)
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "overwrite", "device", "threads", "archs",
+                                                                  "sample", "seed", "all", "quiet")}
+    settings["data_path"] = normalize_path(args.data_path)
+    with distributed_job(args.device, args.threads) as ctx, contextlib.ExitStack() as stack:
+        table = None
+
+        def open_table() -> list[int]:  # rank 0: the rows still to score
+            nonlocal table
+            table = stack.enter_context(contextlib.closing(
+                ScoreTable(args.out, arch_column="arch_str" if space.kind == "nb201" else "genotype", columns=columns,
+                           settings=settings, overwrite=args.overwrite)))
+            todo = [i for i, a in enumerate(archs) if space.key(a) not in table.done]
+            log.info("%d architectures, %d already in %s", len(archs), len(archs) - len(todo), args.out)
+            return todo
+
+        todo = on_main(open_table, ctx)
+        if todo:
+            proxies, oneshot = build_scorers(args, space, names, resolve_device(ctx.device), world_size=ctx.world_size)
+            if hasattr(oneshot, "close"):
+                stack.enter_context(contextlib.closing(oneshot))
+            score_all([archs[i] for i in todo], space, table, proxies=proxies, oneshot=oneshot, logger=log, ctx=ctx)
+    return 0

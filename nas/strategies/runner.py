@@ -24,9 +24,9 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from nas.checkpoint import load_checkpoint
-from nas.cli import add_runtime_args, setup_threads
+from nas.cli import add_runtime_args, distributed_job
 from nas.data import resolve_dataset
-from nas.distributed import DistContext, cleanup, init_distributed, on_main
+from nas.distributed import DistContext, on_main
 from nas.errors import ConfigError, NASError
 from nas.estimators.factory import build_estimator, estimator_kind
 from nas.io import atomic_write_json, get_logger, run_metadata
@@ -156,10 +156,7 @@ def search_main(args: argparse.Namespace, method: str | None = None) -> int:
     json_path, ckpt_path, log_path = out / f"run_{tag}_{args.run_id}.json", out / f"{stem}.ckpt", out / f"{stem}.log"
     folder = RunFolder(out / f"work_{stem}", config, extra=[json_path, ckpt_path, log_path, out / f"tb_{stem}"],
                        what=f"search run {out / stem}")
-    ctx = init_distributed(getattr(args, "device", "auto") or "auto")
-    setup_threads(args.threads, world_size=ctx.world_size if ctx.device == "cpu" else 1)
-    failed = True
-    try:
+    with distributed_job(args.device, args.threads) as ctx, folder:
         opened: dict[str, Any] = {}  # rank 0: the checkpoint state to resume from
 
         def open_run() -> bool:
@@ -167,17 +164,9 @@ def search_main(args: argparse.Namespace, method: str | None = None) -> int:
             return done
 
         if on_main(open_run, ctx):  # complete already
-            failed = False
             return 0
-        resume = opened.get("resume")
-        code = _search(args, method, encoding, kind, config, ctx, folder, json_path, ckpt_path, log_path,
-                       out / f"tb_{stem}", resume, started)
-        failed = False
-        return code
-    finally:
-        folder.close()
-        # a rank leaving on an error does not wait; the others wait on the store as long as rank 0 works
-        cleanup(ctx, timeout_s=None, failed=failed)
+        return _search(args, method, encoding, kind, config, ctx, folder, json_path, ckpt_path, log_path,
+                       out / f"tb_{stem}", opened.get("resume"), started)
 
 
 def _open_run(folder: RunFolder, args, json_path: Path, ckpt_path: Path) -> tuple[bool, dict | None]:
