@@ -21,6 +21,7 @@ from nas.errors import ConfigError
 PRECISIONS = ("32", "16", "bf16")  # fp32 (TF32 convolutions on CUDA); half as BPE's --fp 16; bfloat16
 REWARDS = ("best", "last")
 SCHEDULER_STEPS = ("before", "after")
+_CHOICES = {"precision": PRECISIONS, "reward": REWARDS, "scheduler_step": SCHEDULER_STEPS}  # field: allowed
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Budget:
             raise ConfigError(f"--cutout_length must be >= 0, got {self.cutout_length!r}")
         if self.drop_path_prob >= 1:
             raise ConfigError(f"--drop_path_prob must be below 1, got {self.drop_path_prob!r}")
-        for name, allowed in (("precision", PRECISIONS), ("reward", REWARDS), ("scheduler_step", SCHEDULER_STEPS)):
+        for name, allowed in _CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"unknown --{name} {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
 
@@ -100,7 +101,6 @@ def get_budget(name: str) -> Budget:
     raise ConfigError(f"unknown --param {name!r}; allowed: {', '.join(PARAMS)}")
 
 
-_CHOICES = {"precision": PRECISIONS, "reward": REWARDS, "scheduler_step": SCHEDULER_STEPS}
 _HELP = {"precision": "32 (fp32; TF32 convolutions on CUDA), 16 (half, BPE's --fp 16) or bf16",
          "reward": "what a budgeted estimator returns: best (BPE: best epoch's valid acc) or last",
          "scheduler_step": "before (BPE: cosine stepped at each epoch's start) or after (PyTorch's order)"}
