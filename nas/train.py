@@ -55,7 +55,26 @@ def _split(out) -> tuple[torch.Tensor, torch.Tensor | None]:
     return (out[0], out[1]) if isinstance(out, tuple) else (out, None)
 
 
-class TrainStep:
+class _DeviceStats:
+    """Loss sum and correct count kept on the device by a step, read with one host sync."""
+
+    def _init_stats(self, device: torch.device) -> None:
+        self.device = device
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.runner(x, y)
+
+    def take_stats(self, n: int) -> tuple[float, float]:
+        """Mean loss and accuracy (%) over ``n`` images since the last call: one host sync, then zeroed."""
+        loss, correct = self.loss_sum.item(), self.correct.item()
+        self.loss_sum.zero_()
+        self.correct.zero_()
+        return loss / n, 100.0 * correct / n
+
+
+class TrainStep(_DeviceStats):
     """The one training step: forward, loss (+ auxiliary), backward, clipping, optimizer update.
 
     Loss and accuracy accumulate on the device (no per-step host sync). With ``cuda_graph`` the step is
@@ -70,11 +89,9 @@ class TrainStep:
         self.model, self.optimizer = model, optimizer
         self.aux_weight, self.grad_clip, self.amp, self.scaler = aux_weight, grad_clip, amp, scaler
         self.params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
-        self.device = next(model.parameters()).device
         if cuda_graph and scaler is not None:
             raise ConfigError("a CUDA graph cannot capture the GradScaler's dynamic loss scale (precision 16)")
-        self.loss_sum = torch.zeros((), device=self.device)
-        self.correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self._init_stats(next(model.parameters()).device)
         self.runner = GraphedStep(self._step, enabled=cuda_graph)
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -102,19 +119,9 @@ class TrainStep:
         self.loss_sum.add_(loss.detach().float() * y.size(0))
         self.correct.add_((logits.detach().argmax(1) == y).sum())
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.runner(x, y)
-
     def reset(self) -> None:
         """Drop the captured graph (the next steps warm up and capture again)."""
         self.runner.reset()
-
-    def take_stats(self, n: int) -> tuple[float, float]:
-        """Mean loss and accuracy (%) over ``n`` images since the last call: one host sync, then zeroed."""
-        loss, correct = self.loss_sum.item(), self.correct.item()
-        self.loss_sum.zero_()
-        self.correct.zero_()
-        return loss / n, 100.0 * correct / n
 
 
 def train_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, *, aux_weight: float = 0.0,
@@ -170,7 +177,7 @@ def bn_batch_stats(model: nn.Module, *, update_running: bool = True) -> Iterator
         model.train(was_training)
 
 
-class EvalStep:
+class EvalStep(_DeviceStats):
     """Evaluation forward with loss sum and correct count kept on the device; CUDA-graphed when asked.
 
     The graph is captured once (weights and BatchNorm statistics are read in place) and serves every
@@ -179,9 +186,7 @@ class EvalStep:
 
     def __init__(self, model: nn.Module, *, amp: torch.dtype | None = None, cuda_graph: bool = False):
         self.model, self.amp = model, amp
-        self.device = next(model.parameters()).device
-        self.loss_sum = torch.zeros((), device=self.device)
-        self.correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self._init_stats(next(model.parameters()).device)
         self.runner = GraphedStep(self._step, enabled=cuda_graph)
 
     @torch.no_grad()
@@ -191,9 +196,6 @@ class EvalStep:
             logits, _ = _split(self.model(x))
         self.loss_sum.add_(F.cross_entropy(logits.float(), y, reduction="sum"))
         self.correct.add_((logits.argmax(1) == y).sum())
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.runner(x, y)
 
 
 @torch.no_grad()
@@ -240,9 +242,8 @@ def evaluate(model: nn.Module, loader: Iterable, *, amp: torch.dtype | None = No
     if n == 0:
         raise NASError("the validation loader produced no batch")
     if step is not None:  # the step's own accumulators, read and zeroed once
-        loss_sum, correct = step.loss_sum.clone(), step.correct.clone()
-        step.loss_sum.zero_()
-        step.correct.zero_()
+        loss, acc = step.take_stats(n)
+        return {"loss": loss, "acc": acc, "n": n}
     if per_batch is not None:  # one host transfer for all batches
         counts = torch.stack([c for c, _ in batch_correct]).tolist()
         per_batch.extend(100.0 * c / b for c, (_, b) in zip(counts, batch_correct))
