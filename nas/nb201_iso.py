@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from typing import Sequence
 
-from genotypes import NB201_OPS, nb201_from_ops, nb201_ops
+from genotypes import NB201_OPS, nb201_ops
 from nas.spaces import NB201Space
 
 # aw_nas' arch matrix is arch[to][from]; NB201 edge order is np.tril_indices(4, -1): (1,0),(2,0),(2,1),(3,0),...
@@ -112,8 +112,3 @@ def deiso_list(*, valid_only: bool = False) -> list[str]:
     ``check_valid_arch`` (6,321 classes; the check agrees within every class)."""
     reps = list(_rep_of_canon().values())
     return [a for a in reps if check_valid_arch(a)] if valid_only else reps
-
-
-def arch_from_indices(idx: Sequence[int]) -> str:
-    """Arch string of 6 op indices in edge order."""
-    return nb201_from_ops([NB201_OPS[int(i)] for i in idx])

@@ -14,12 +14,14 @@ import zero_shot
 from nas.checkpoint import load_checkpoint
 from nas.data import ImageData
 from nas.estimators.oneshot import SinglePathEstimator
-from nas.nb201_iso import arch_from_indices, canonicalize, check_valid_arch, deiso_list, iso_classes, live_edges
+from nas.nb201_iso import canonicalize, check_valid_arch, deiso_list, iso_classes, live_edges
+from nas.spaces import NB201Space
 from nas.supernet.singlepath import PathSampler, SinglePathConfig, SinglePathForward, path_of, run_singlepath
 from tests.conftest import make_image_data
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.usefixtures("one_thread")  # a shared 2-core machine: no thread oversubscription
+arch_from_indices = NB201Space().decode  # 6 op indices in edge order
 A = arch_from_indices([1, 4, 4, 4, 1, 4])  # aw_nas tests/test_nasbench201.py 272-277: an isomorphic pair
 B = arch_from_indices([1, 4, 4, 1, 4, 4])
 OTHER = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|nor_conv_3x3~2|"
