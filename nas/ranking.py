@@ -135,9 +135,8 @@ def kendall_at_top_bottom_k(est: Sequence[float], truth: Sequence[float], ratio:
     order = best_first(e)
 
     def tau(idx: np.ndarray) -> float | None:
-        if idx.size < 2 or _constant(e[idx], t[idx]):
-            return None
-        return float(stats.kendalltau(e[idx], t[idx]).statistic)
+        v = kendall_tau(e[idx], t[idx]) if idx.size >= 2 else math.nan
+        return None if math.isnan(v) else v
 
     return tau(order[:k]), tau(order[n - k:])
 
