@@ -14,7 +14,8 @@ import numpy as np
 from nas.ranking import finite_or_worst, kendall_tau, spearman
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display); matplotlib is imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +28,7 @@ def _save(fig, path: str | Path, dpi: int = 120) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     fig.clf()
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def _value_scale(values: Sequence[float]) -> tuple[str, dict, float | None]:
@@ -48,7 +49,7 @@ def search_curve(values: Sequence[float], png: str | Path, *, title: str, value_
     """Each evaluation's value as a dot, the best so far as a step line, and (RL) the reward baseline."""
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
+    plt = pyplot()
     xs = list(range(1, len(values) + 1))
     best, b = [], float("-inf")
     for v in values:
@@ -73,7 +74,7 @@ def search_curve(values: Sequence[float], png: str | Path, *, title: str, value_
 def estimate_scatter(panels: Sequence[tuple[str, Sequence[float], Sequence[float]]], path: str | Path,
                      truth_name: str) -> None:
     """One estimate-vs-truth scatter per setting, with Spearman rho and Kendall tau in the title."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(panels)
     cols = min(n, 4)
     rows = math.ceil(n / cols)
@@ -105,7 +106,7 @@ def estimate_scatter(panels: Sequence[tuple[str, Sequence[float], Sequence[float
 def importance_bars(importance: dict[str, float], path: str | Path, *, title: str,
                     xlabel: str = "fANOVA importance for Spearman rho (sum = 1)") -> None:
     """Horizontal bars of knob importances, largest on top."""
-    plt = _pyplot()
+    plt = pyplot()
     items = sorted(importance.items(), key=lambda kv: kv[1])
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.barh([k for k, _ in items], [v for _, v in items], color="#4C72B0")

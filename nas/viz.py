@@ -20,6 +20,7 @@ from typing import Any
 from genotypes import Genotype, parse_genotype, parse_nb201
 from nas.errors import NASError
 from nas.io import atomic_write_bytes, read_json
+from nas.plots import pyplot
 from nas.spaces import arch_lines
 
 log = logging.getLogger(__name__)
@@ -201,21 +202,16 @@ BOX = 0.26  # half height of a node box
 
 
 def _matplotlib_bytes(cells: list[CellGraph], title: str | None, fmt: str) -> bytes:
-    import matplotlib.pyplot as plt
-
     fig = matplotlib_figure(cells, title)
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight")
-    plt.close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
 
 
 def matplotlib_figure(cells: list[CellGraph], title: str | None = None) -> Any:
     """The matplotlib figure of ``cells`` (one arc diagram per cell, stacked)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = max(len(c.nodes) for c in cells)
     rise = max(_rise(c, s, d) for c in cells for s, d, op in c.edges if op)  # the highest labelled arc
