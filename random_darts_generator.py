@@ -12,12 +12,9 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
-from genotypes import format_genotype
 from nas.cli import NASError, UsageError, run_cli
 from nas.io import atomic_write_text
-from nas.spaces import bpe_random_genotype
+from nas.spaces import bpe_random_genotypes_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.num <= 0:
         raise UsageError(f"--num must be positive, got {args.num}")
     out = Path(args.saveto)
-    rs = np.random.RandomState(args.seed)
-    text = "".join(format_genotype(bpe_random_genotype(rs)) + "\n" for _ in range(args.num))
+    text = bpe_random_genotypes_text(args.num, args.seed)
     if out.exists() and not args.overwrite:
         if out.read_text() == text:  # same seed and count: rerunning a pipeline is not an error
             print(f"{out} already holds these {args.num} genotypes (seed {args.seed}); left as it is")

@@ -23,8 +23,6 @@ accuracies printed then mean nothing. ``--time_limit`` skips what would not fit;
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import random
@@ -38,24 +36,17 @@ import numpy as np
 import torch
 from gpu_profile import profile_steps  # bench/gpu_profile.py, beside this file
 
-from genotypes import format_genotype, read_genotype_file
 from models.networks import DartsNetwork
 from models.supernets import Supernet
 from nas.data import ImageData, load_dataset
 from nas.device import resolve_device
 from nas.io import atomic_write_text
-from nas.spaces import bpe_random_genotype
+from nas.spaces import bpe_random_genotype, bpe_random_genotypes_text
 from nas.train import TrainStep, autocast_dtype, configure_precision, make_optimizer, train_architecture
 from param_setting import BPE1
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def random_cells(n: int, path: Path, seed: int = 0) -> Path:
-    """``n`` of BPE's random DARTS cells as random_darts_generator.py writes them."""
-    rs = np.random.RandomState(seed)
-    atomic_write_text(path, "".join(format_genotype(bpe_random_genotype(rs)) + "\n" for _ in range(n)))
-    return path
 
 SECTIONS = ("step", "cell", "ranks", "supernet", "zeroshot")
 SIZES = {  # full: the issue's sizes; toy: the same code at a size 2 shared CPU cores finish in ~2 minutes
@@ -239,8 +230,7 @@ def section_ranks(cfg: dict, device: torch.device, ks: list[int], tmp: Path, clo
             print(f"   K={k} skipped: --time_limit")
             continue
         cells = tmp / f"cells{k}.txt"
-        with contextlib.redirect_stdout(io.StringIO()):
-            random_cells(k, cells)
+        atomic_write_text(cells, bpe_random_genotypes_text(k, seed=0))
         name = f"k{k}"
         wall, err = _run(_augment_cmd(cells, tmp / "data", tmp / "runs", name, ranks=k, epochs=1, n_train=n_train,
                                       n_valid=n_valid, device=device), clock.left(), device)
@@ -354,9 +344,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu_throughput_") as tmp_s:
         tmp = Path(tmp_s)
         write_folder_cache(data, tmp / "data")
-        with contextlib.redirect_stdout(io.StringIO()):
-            random_cells(1, tmp / "g.txt")
-        genotype = read_genotype_file(tmp / "g.txt")[0]
+        genotype = bpe_random_genotype(np.random.RandomState(0))  # the first cell of seed 0
         plan = {"step": (20, lambda: section_step(cfg, device, genotype, out)),
                 "cell": (40, lambda: section_cell(cfg, device, data, genotype, tmp, clock, out)),
                 "ranks": (40, lambda: section_ranks(cfg, device, ks, tmp, clock, out)),

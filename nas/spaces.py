@@ -18,6 +18,8 @@ import random
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
+
 from genotypes import (
     NB201_OPS,
     PRIMITIVES,
@@ -269,6 +271,12 @@ def bpe_random_genotype(rs) -> Genotype:
     """
     w = rs.randn(2 * N_EDGES, len(PRIMITIVES))
     return make_genotype(parse_alphas(w[:N_EDGES]), parse_alphas(w[N_EDGES:]))
+
+
+def bpe_random_genotypes_text(n: int, seed: int) -> str:
+    """``n`` random cells of seed ``seed``, one genotype per line: what random_darts_generator.py writes."""
+    rs = np.random.RandomState(seed)
+    return "".join(format_genotype(bpe_random_genotype(rs)) + "\n" for _ in range(n))
 
 
 def arch_lines(path: str | Path) -> list[tuple[int, str]]:
