@@ -6,6 +6,7 @@ xlsx (its Ground_truth sheet). Architectures are matched by their canonical text
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -37,7 +38,7 @@ def _read_csv_columns(path: Path, cols: Sequence[str] | None) -> dict[str, dict[
     if raw and not raw.endswith(b"\n"):
         raise NASError(f"{path}: its last row is incomplete (a killed writer?); rerun what wrote it to finish it")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(io.BytesIO(raw))  # the bytes checked above, not a second read
     except Exception as exc:  # noqa: BLE001 - any parse failure is the same user problem
         raise NASError(f"{path}: not a readable CSV ({type(exc).__name__}: {exc})") from None
     arch_col = next((c for c in ARCH_COLUMNS if c in df.columns), None)
