@@ -16,7 +16,7 @@ from nas.supernet import sdarts
 from nas.supernet.architect import Architect
 from nas.supernet.sdarts import SDartsPerturbation, clip_rows, epsilon_at, make_perturbation
 from nas.supernet.search import SearchConfig, build_search_model, make_loaders, search_epoch
-from tests.conftest import make_image_data
+from tests.conftest import make_folder_dataset, make_image_data
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.usefixtures("one_thread")  # a shared 2-core machine: no thread oversubscription
@@ -167,16 +167,7 @@ def test_projection_keeps_decided_rows_one_hot():
 
 @pytest.mark.parametrize("method,space", [("sdarts-rs", "nb201"), ("sdarts-adv", "nb201"), ("sdarts-adv", "s3")])
 def test_toy_search_then_projection(tmp_path, method, space, capsys):
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 8), ("test", 2)):
-        for c in range(2):
-            d = tmp_path / "data" / split / f"c{c}"
-            d.mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray((rng.random((8, 8, 3)) * 255).astype(np.uint8)).save(d / f"{i}.png")
+    make_folder_dataset(tmp_path / "data", n_classes=2, per_class=8)
     save = "sdarts-rs-201" if space == "nb201" else f"{method}-sota"
     argv = ["--method", method, "--space", space, "--layers", "1" if space == "nb201" else "3",
             "--init_channels", "4", "--epochs", "2", "--batch_size", "8", "--image_size", "8", "--seed", "0",

@@ -14,7 +14,7 @@ from nas.data import ImageData
 from nas.spaces import get_space
 from nas.supernet.projection import ProjectionConfig, run_projection
 from nas.supernet.search import SearchConfig, run_search
-from tests.conftest import make_image_data
+from tests.conftest import make_folder_dataset, make_image_data
 
 CPU = torch.device("cpu")
 
@@ -101,24 +101,11 @@ def test_projection_decides_every_edge_and_resumes(tmp_path, space, intv):
         assert [d["chosen"] for d in again["decisions"]] == [d["chosen"] for d in ops]
 
 
-def _folder(tmp_path):
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 12), ("test", 4)):
-        for c in range(2):
-            d = tmp_path / "data" / split / f"c{c}"
-            d.mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray((rng.random((8, 8, 3)) * 255).astype(np.uint8)).save(d / f"{i}.png")
-    return tmp_path / "data"
-
-
 def test_cli_search_then_project(tmp_path, capsys):
     import project
     import search
 
-    root = _folder(tmp_path)
+    root = make_folder_dataset(tmp_path / "data", n_classes=2, per_class=12)
     common = ["--dataset", "folder", "--data_path", str(root), "--device", "cpu", "--save_path", str(tmp_path / "s")]
     argv = ["--space", "nb201", "--method", "darts", "--layers", "1", "--init_channels", "4", "--epochs", "1",
             "--batch_size", "8", "--image_size", "8", "--name", "x", "--no_tensorboard"] + common
