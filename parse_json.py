@@ -15,6 +15,7 @@ from typing import Sequence
 from nas.cli import UsageError, run_cli
 from nas.plots import search_curve
 from nas.strategies import ea_sample_cells, load_run, rl_choose_by_prob
+from nas.strategies.bpe_parse import value_label
 from nas.viz import try_draw
 
 
@@ -66,12 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if try_draw(pick, cell, title=f"{args.method}: {Path(args.file).name}"):
             print(f"# cell diagram: {cell}.png")
     rl = args.method == "RL" and bool(run.get("baseline_reward"))
-    meta = run.get("run_metadata", {})
-    kind, est = str(meta.get("config", {}).get("estimator", "train")), str(meta.get("estimator", "train"))
-    parts = est.split(":")  # table:<file>:<column>, nb201api:<dataset>:<metric>:<hp>, or a zero-shot proxy's name
-    label = {"table": f"{parts[-1]} (%)", "nb201api": " ".join(parts[1:3]) + " (%)",
-             "nb301": "NAS-Bench-301 predicted accuracy (%)"}.get(kind) or \
-        (f"{kind[9:]} (zero-shot score)" if kind.startswith("zeroshot:") else "validation accuracy (%)")
+    est, label = value_label(run)
     search_curve(run["val_acc"], png, title=f"{args.method}: {Path(args.file).name} ({est})", value_label=label,
                  baseline=run.get("baseline_reward") if rl else None,
                  baseline_scale=run.get("run_metadata", {}).get("reward_scale") or 100.0)

@@ -62,6 +62,17 @@ def load_run(path: str | Path) -> dict:
     return run
 
 
+def value_label(run: dict) -> tuple[str, str]:
+    """The estimator of a run and the axis label of its values (what a search curve plots)."""
+    meta = run.get("run_metadata", {})
+    kind, est = str(meta.get("config", {}).get("estimator", "train")), str(meta.get("estimator", "train"))
+    parts = est.split(":")  # table:<file>:<column>, nb201api:<dataset>:<metric>:<hp>, or a zero-shot proxy's name
+    label = {"table": f"{parts[-1]} (%)", "nb201api": " ".join(parts[1:3]) + " (%)",
+             "nb301": "NAS-Bench-301 predicted accuracy (%)"}.get(kind) or \
+        (f"{kind[9:]} (zero-shot score)" if kind.startswith("zeroshot:") else "validation accuracy (%)")
+    return est, label
+
+
 def rl_choose_by_prob(run: dict) -> str:
     """BPE ``RL_choose_by_prob``: best sample, per node keep the two inputs whose policy is most certain."""
     enc: BPECellEncoding = run["encoding_obj"]
